@@ -45,8 +45,12 @@ type Description struct {
 	Keys       []Key
 }
 
-// Describer is implemented by every Spec; the config table is built from it.
-type Describer interface{ Describe() Description }
+// Describer is implemented by every Spec; the config table and the checks of
+// the shipped files are built from it.
+type Describer interface {
+	Describe() Description
+	CheckFile(path string) error
+}
 
 // Describe returns the schema of s.
 func (s Spec[T]) Describe() Description {
@@ -330,4 +334,11 @@ func relocate(v reflect.Value, root, home string) {
 			v.SetString(string(Resolve(Path(v.String()), root, home)))
 		}
 	}
+}
+
+// CheckFile reads path strictly as a config file of this program: the test of
+// the files shipped in configs/.
+func (s Spec[T]) CheckFile(path string) error {
+	_, err := readFile[T](path)
+	return err
 }

@@ -1,0 +1,12 @@
+// Package programs lists the configuration spec of every qubes-claw binary,
+// so the config reference (docs/config.md), the shipped files in configs/ and
+// the relocation checks are derived from one place. A new binary adds its Spec
+// here; the tests fail until its docs and shipped config exist.
+package programs
+
+import "github.com/qubes-claw/qubes-claw/pkg/config"
+
+// All returns the spec of every configurable program, in documentation order.
+func All() []config.Describer {
+	return []config.Describer{}
+}
