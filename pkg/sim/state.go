@@ -77,6 +77,9 @@ type State struct {
 	Version int                `json:"version"`
 	NextQID int                `json:"next_qid"`
 	Domains map[string]*Domain `json:"domains"`
+	// Global holds explicitly set global properties (qubes-prefs:
+	// default_template, default_netvm, ...); absent means default (prefs.go).
+	Global map[string]string `json:"global,omitempty"`
 }
 
 // Domain returns the named domain or nil.
