@@ -11,7 +11,7 @@
 //	                       Submit frame (agent, proto)
 //	dom0: qvm-remote-dom0 ─ validates the frame, checks the token against the
 //	                       VM's key (keys, proto), records the id (ledger),
-//	                       schedules it (daemon), runs it (exec), streams
+//	                       schedules it (daemon), runs it (executor), streams
 //	                       Output frames and one Result frame back (proto),
 //	                       audits every step (audit)
 //	VM: agent ──────────► appends output to results/ID.out|err as it arrives
@@ -23,7 +23,7 @@
 //
 //	proto   frames, command ids, tokens, body validation: everything parsed
 //	        from the hostile side
-//	exec    the sandboxed executor in dom0
+//	executor the sandboxed command runner in dom0
 //	keys    per-VM keys in dom0 (and the 1.x files)
 //	ledger  replay cache and at-most-once journal, on disk
 //	audit   dom0 audit log categories
