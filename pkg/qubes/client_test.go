@@ -107,7 +107,7 @@ func TestClient(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Exists(ctx, "ghost") },
 			want: false},
 		{name: "running unknown", rules: []fakeRule{{Argv: "qvm-check --running ghost", Exit: 2, Stderr: noSuchDomainStderr}},
-			call: func(ctx context.Context, c *Client) (any, error) { return c.IsRunning(ctx, "ghost") },
+			call:    func(ctx context.Context, c *Client) (any, error) { return c.IsRunning(ctx, "ghost") },
 			wantErr: ErrNoSuchVM},
 		{name: "not running", rules: []fakeRule{{Argv: "qvm-check --running work", Exit: 1}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.IsRunning(ctx, "work") },
@@ -136,7 +136,7 @@ func TestClient(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) { return c.GetPref(ctx, "work", "netvm") },
 			want: "sys-firewall"},
 		{name: "get pref unknown vm", rules: []fakeRule{{Argv: "qvm-prefs ghost netvm", Exit: 2, Stderr: noSuchDomainStderr}},
-			call: func(ctx context.Context, c *Client) (any, error) { return c.GetPref(ctx, "ghost", "netvm") },
+			call:    func(ctx context.Context, c *Client) (any, error) { return c.GetPref(ctx, "ghost", "netvm") },
 			wantErr: ErrNoSuchVM, wantExit: 2},
 		{name: "set pref", call: func(ctx context.Context, c *Client) (any, error) {
 			return nil, c.SetPref(ctx, "work", "memory", "400")
@@ -173,7 +173,7 @@ func TestClient(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) { return c.GetFeature(ctx, "work", "gui") },
 			want: "1"},
 		{name: "get feature unset", rules: []fakeRule{{Argv: "qvm-features work nope", Exit: 1}},
-			call: func(ctx context.Context, c *Client) (any, error) { return c.GetFeature(ctx, "work", "nope") },
+			call:    func(ctx context.Context, c *Client) (any, error) { return c.GetFeature(ctx, "work", "nope") },
 			wantErr: ErrUnset},
 		{name: "set feature", call: func(ctx context.Context, c *Client) (any, error) {
 			return nil, c.SetFeature(ctx, "work", "supported-service.claw", "1")
@@ -202,7 +202,7 @@ func TestClient(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) { return c.GetService(ctx, "work", "s") },
 			want: false},
 		{name: "get service unset", rules: []fakeRule{{Argv: "qvm-service work s", Exit: 1}},
-			call: func(ctx context.Context, c *Client) (any, error) { return c.GetService(ctx, "work", "s") },
+			call:    func(ctx context.Context, c *Client) (any, error) { return c.GetService(ctx, "work", "s") },
 			wantErr: ErrUnset},
 		{name: "bad service flag", call: func(ctx context.Context, c *Client) (any, error) {
 			return nil, c.EnableService(ctx, "work", "a/b")
