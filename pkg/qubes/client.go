@@ -276,7 +276,8 @@ func (c *Client) Create(ctx context.Context, vm string, opts CreateOptions) erro
 		argv = append(argv, "--property", k+"="+v)
 	}
 	argv = append(argv, vm)
-	if _, err := c.run(ctx, argv, nil); err != nil {
+	// ErrNoSuchVM here means the template does not exist.
+	if _, err := c.admin(ctx, argv...); err != nil {
 		return fmt.Errorf("create %s: %w", vm, err)
 	}
 	return nil
