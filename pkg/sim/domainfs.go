@@ -136,6 +136,10 @@ func CreateMachine(dir string, info Info) (*Machine, error) {
 	if err := makeSkeleton(m.Root(Dom0), dom0Skeleton); err != nil {
 		return nil, fmt.Errorf("create machine: dom0 filesystem: %w", err)
 	}
+	// qubes-core-dom0 ships the autostart unit that qvm-prefs autostart links.
+	if err := os.WriteFile(m.Path(Dom0, "/usr/lib/systemd/system/qubes-vm@.service"), []byte(autostartUnit), 0o644); err != nil {
+		return nil, fmt.Errorf("create machine: %w", err)
+	}
 	// The state is written under the lock like every later update, so a
 	// concurrent reader never sees a half-made machine.
 	if err := m.locked(unix.LOCK_EX, func() error { return m.writeState(st) }); err != nil {
@@ -397,6 +401,9 @@ func copyTree(src, dst string, skip func(rel string) bool) error {
 	}
 	if !info.IsDir() {
 		return fmt.Errorf("copy %s: not a directory", src)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
 	}
 	return copyDir(src, dst, "", info.Mode(), skip)
 }

@@ -270,7 +270,7 @@ func (d *Domain) Prop(st *State, name string) (value string, isDefault bool, err
 	// cannot loop.
 	p := findProp(domainProps, d.Class, name)
 	if p == nil {
-		return "", false, fmt.Errorf("%w: %q", ErrNoSuchProperty, name)
+		return "", false, fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	if p.computed != nil {
 		set := p.computedSet != nil && p.computedSet(d)
@@ -324,7 +324,7 @@ func (d *Domain) PropInt(st *State, name string) (int, error) {
 func (d *Domain) SetProp(st *State, name, value string) error {
 	p := findProp(domainProps, d.Class, name)
 	if p == nil {
-		return fmt.Errorf("%w: %q", ErrNoSuchProperty, name)
+		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	v, err := sanitize(p, value)
 	if err != nil {
@@ -334,7 +334,7 @@ func (d *Domain) SetProp(st *State, name, value string) error {
 		return ErrNoResponse
 	}
 	if p.forbidden || p.writeOnce {
-		return propErrorf("property %q on %s instance cannot be set", p.name, d.Class)
+		return propErrorf("property %s on %s instance cannot be set", pyRepr(p.name), d.Class)
 	}
 	v, err = typeCheck(st, d, p, v)
 	if err != nil {
@@ -351,7 +351,7 @@ func (d *Domain) SetProp(st *State, name, value string) error {
 func (d *Domain) ResetProp(st *State, name string) error {
 	p := findProp(domainProps, d.Class, name)
 	if p == nil {
-		return fmt.Errorf("%w: %q", ErrNoSuchProperty, name)
+		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	if p.writeOnce && d.Class != AdminVM {
 		return ErrNoResponse
@@ -381,7 +381,7 @@ func GlobalPropNames() []string {
 func (s *State) GlobalProp(name string) (value string, isDefault bool, err error) {
 	p := findProp(globalProps, "", name)
 	if p == nil {
-		return "", false, fmt.Errorf("%w: %q", ErrNoSuchProperty, name)
+		return "", false, fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	if v, ok := s.Global[name]; ok {
 		return v, false, nil
@@ -394,7 +394,7 @@ func (s *State) GlobalProp(name string) (value string, isDefault bool, err error
 func (s *State) SetGlobalProp(name, value string) error {
 	p := findProp(globalProps, "", name)
 	if p == nil {
-		return fmt.Errorf("%w: %q", ErrNoSuchProperty, name)
+		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	v, err := sanitize(p, value)
 	if err != nil {
@@ -413,7 +413,7 @@ func (s *State) SetGlobalProp(name, value string) error {
 // ResetGlobalProp resets a global property to its default.
 func (s *State) ResetGlobalProp(name string) error {
 	if findProp(globalProps, "", name) == nil {
-		return fmt.Errorf("%w: %q", ErrNoSuchProperty, name)
+		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	delete(s.Global, name)
 	return nil
@@ -461,7 +461,7 @@ func typeCheck(st *State, d *Domain, p *propDef, v string) (string, error) {
 	if p.kind == kindVM {
 		if v == "" {
 			if !p.allowNone {
-				return "", propErrorf("Invalid value None for property %q of %s", p.name, holderName(d))
+				return "", propErrorf("Invalid value None for property %s of %s", pyRepr(p.name), holderName(d))
 			}
 		} else if st.Domain(v) == nil {
 			return "", propErrorf("Can't set %s to non-existing qube %s", p.name, v)
