@@ -50,11 +50,11 @@ func (c *Call) Outf(format string, a ...any) {
 type tool func(c *Call) int
 
 // tools is every command the simulator provides under its real name.
-// adminTools (qvm-* state tools) and runtimeTools (execution, qrexec, systemd)
-// live with their implementations.
+// adminTools (qvm-* state tools), runtimeTools (execution, qrexec) and
+// systemdTools (systemctl, loginctl) live with their implementations.
 func tools() map[string]tool {
 	all := map[string]tool{}
-	for _, set := range []map[string]tool{adminTools, runtimeTools} {
+	for _, set := range []map[string]tool{adminTools, runtimeTools, systemdTools} {
 		for n, t := range set {
 			all[n] = t
 		}
