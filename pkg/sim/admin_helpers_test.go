@@ -112,6 +112,13 @@ func newAdminMachine(t *testing.T) *Machine {
 	writeFile(t, m, "fedora-41", "/usr/local/share/from-template", []byte("x\n"))
 	mustRun(t, m, "qubes-prefs", "default_template", "fedora-41")
 	mustRun(t, m, "qvm-create", "-l", "red", "--prop", "provides_network=True", "sys-net")
+	// As on a real install, the netvm itself has no netvm: with the default
+	// it would be upstream of itself once it becomes default_netvm.
+	if r := runAdmin(t, m, "", "qubes-prefs", "default_netvm", "sys-net"); r.code != 1 ||
+		lastLine(r.err) != "qubes-prefs: error: Network loop on 'sys-net'" {
+		t.Fatalf("default_netvm loop: %+v", r)
+	}
+	mustRun(t, m, "qvm-prefs", "sys-net", "netvm", "")
 	mustRun(t, m, "qubes-prefs", "default_netvm", "sys-net")
 	mustRun(t, m, "qvm-create", "-l", "blue", "work")
 	mustRun(t, m, "qvm-create", "--standalone", "-t", "fedora-41", "-l", "purple", "vault")

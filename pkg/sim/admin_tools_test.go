@@ -420,7 +420,7 @@ func TestAdminFeatures(t *testing.T) {
 	}
 }
 
-// §3.7: qvm-service is sugar for service.NAME features, on '1', off ''.
+// §3.7: qvm-service is sugar for service.NAME features: on is "1", off is "".
 func TestAdminService(t *testing.T) {
 	m := newAdminMachine(t)
 	tests := []struct {

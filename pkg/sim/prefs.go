@@ -581,21 +581,41 @@ func checkNetVM(st *State, d *Domain, _ *propDef, v string) (string, error) {
 		return "", propErrorf("The %s qube does not provide network", v)
 	}
 	if d != nil {
-		// Walk up from the new netvm: reaching d means a loop.
-		seen := map[string]bool{}
-		for cur := nv; cur != nil && !seen[cur.Name]; {
-			if cur.Name == d.Name {
-				return "", propErrorf("Loops in network are unsupported")
-			}
-			seen[cur.Name] = true
-			next, _, err := cur.Prop(st, "netvm")
-			if err != nil || next == "" {
-				break
-			}
-			cur = st.Domain(next)
+		if reaches(st, nv, d.Name) {
+			return "", propErrorf("Loops in network are unsupported")
+		}
+		return v, nil
+	}
+	// default_netvm (app.py _setter_default_netvm): every qube that uses the
+	// default would get it; none of them may be upstream of the new value.
+	for _, n := range st.Names() {
+		q := st.Domains[n]
+		if _, ok := q.Props["netvm"]; ok || findProp(domainProps, q.Class, "netvm") == nil {
+			continue
+		}
+		if reaches(st, nv, n) {
+			return "", propErrorf("Network loop on %s", pyRepr(n))
 		}
 	}
 	return v, nil
+}
+
+// reaches reports whether following netvm links from start (start included)
+// arrives at name.
+func reaches(st *State, start *Domain, name string) bool {
+	seen := map[string]bool{}
+	for cur := start; cur != nil && !seen[cur.Name]; {
+		if cur.Name == name {
+			return true
+		}
+		seen[cur.Name] = true
+		next, _, err := cur.Prop(st, "netvm")
+		if err != nil || next == "" {
+			return false
+		}
+		cur = st.Domain(next)
+	}
+	return false
 }
 
 func checkProvidesNetwork(st *State, d *Domain, _ *propDef, v string) (string, error) {

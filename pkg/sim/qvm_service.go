@@ -12,7 +12,7 @@ const qvmServiceUsage = `usage: qvm-service [--verbose] [--quiet] [--help] [--ve
 `
 
 // qvmService is qvm-service: sugar for the service.NAME features, on = '1',
-// off = '' (qubes.md §3.7).
+// off = "" (qubes.md §3.7).
 func qvmService(c *Call) int {
 	p := newQAParser(c, qvmServiceUsage)
 	var del, list bool
