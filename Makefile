@@ -48,3 +48,11 @@ fuzz: ## run the fuzz targets longer than make test does
 
 clean: ## remove build outputs
 	rm -rf $(BIN) dist
+
+# Packaging lives in its own module (cmd/qubes-claw-dist) so nfpm never enters the product's go.mod.
+.PHONY: packages test-packages
+packages: ## build the RPM and Arch packages of the committed binaries into dist/ (nfpm)
+	cd cmd/qubes-claw-dist && $(GO) run . -root $(CURDIR) -out $(CURDIR)/dist
+
+test-packages: deps ## packaging tests: goldens, reproducibility, dnf/pacman/rpmbuild acceptance (root)
+	cd cmd/qubes-claw-dist && $(GO) vet ./... && QUBES_CLAW_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 10m ./...

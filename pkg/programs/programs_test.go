@@ -18,7 +18,8 @@ const repoRoot = "../.."
 
 // unconfigured binaries read no config file: qubes-sim stands in for Qubes'
 // own tools, which take only arguments.
-var unconfigured = map[string]bool{"qubes-sim": true}
+// qubes-claw-dist is the packager, a build tool in its own module.
+var unconfigured = map[string]bool{"qubes-sim": true, "qubes-claw-dist": true}
 
 func descriptions() []config.Description {
 	var out []config.Description

@@ -1,0 +1,1 @@
+echo "post_upgrade $1 $2" >> /var/lib/claw-example/scriptlets.log

@@ -1,0 +1,1 @@
+systemctl daemon-reload >/dev/null 2>&1 || :
