@@ -32,7 +32,7 @@ run "qvm-create --class StandaloneVM --template fedora-42 --label purple agent-v
 run "qvm-prefs agent-vm autostart true"
 run "qvm-tags agent-vm add openclaw-server"
 run "qvm-tags work add openclaw-client"
-run "qvm-ls"
+run "qvm-ls 2>/dev/null"
 
 step "qvm-run: run a command in a VM; --no-autostart never starts a halted VM"
 run "qvm-run --pass-io --no-autostart work true"
@@ -53,7 +53,7 @@ run "qrexec-client -d agent-vm 'DEFAULT:QUBESRPC demo.Echo+7 dom0'   # dom0 call
 
 step "Reboot: autostart VMs come back, everything else is halted"
 run "$BIN/qubes-sim reboot $DIR"
-run "qvm-ls --raw-data --fields name,state,class"
+run "qvm-ls --raw-data --fields name,state,class 2>/dev/null"
 
 step "Every simulated call was recorded (benchmarks count qrexec calls from this log)"
 run "wc -l < $DIR/log/invocations.jsonl"
