@@ -1,0 +1,488 @@
+// Package daemon is the dom0 engine of qvm-remote: one long-lived channel
+// per running VM, opened by dom0 (the pull model: no VM can call dom0, and
+// the daemon never starts a VM), over which the VM's agent hands in commands
+// the moment they are queued and dom0 streams output and exactly one result
+// back. Everything a VM sends is checked — frame, id, key, token, clock,
+// body, replay, policy — before anything is written to dom0's disk or run.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/qubes-claw/qubes-claw/pkg/qubes"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/audit"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/executor"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/keys"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/ledger"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/proto"
+)
+
+// Opener opens a channel to vm's agent; it must not start the VM.
+type Opener func(ctx context.Context, vm string) (io.ReadWriteCloser, error)
+
+// QubesOpener opens channels with `qvm-run --pass-io --no-autostart --no-gui
+// VM COMMAND`. The command is configuration, never VM data.
+func QubesOpener(c *qubes.Client, command string) Opener {
+	return func(ctx context.Context, vm string) (io.ReadWriteCloser, error) {
+		return c.OpenRun(ctx, vm, command, qubes.RunOptions{NoAutostart: true, NoGUI: true})
+	}
+}
+
+// Timing the daemon does not expose as configuration.
+const (
+	handshakeTimeout = 10 * time.Second
+	// sendTimeout: a VM that stops reading its channel for this long is cut
+	// off, so it cannot stall the commands whose output it should take.
+	sendTimeout = 30 * time.Second
+	// stableSession: a channel that lived this long resets the backoff.
+	stableSession = 10 * time.Second
+)
+
+// Daemon serves VMs.
+type Daemon struct {
+	cfg    Config
+	log    *logrus.Entry
+	audit  *audit.Log
+	keys   keys.Store
+	ledger *ledger.Ledger
+	open   Opener
+	sched  *scheduler
+	// run executes a command (executor.Run; tests substitute it).
+	run func(context.Context, executor.Config, executor.Job) (executor.Outcome, error)
+	now func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	inflight map[inflightKey]bool
+	policy   map[string]VM
+	jobs     sync.WaitGroup
+}
+
+type inflightKey struct {
+	vm string
+	id proto.ID
+}
+
+// New opens the daemon's state (the ledger) and returns it ready to Run.
+func New(cfg Config, log *logrus.Entry, open Opener) (*Daemon, error) {
+	l, err := ledger.Open(cfg.StateDir.Join("ledger"), 2*cfg.TimeWindow+time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	d := &Daemon{
+		cfg:      cfg,
+		log:      log,
+		audit:    audit.New(log),
+		keys:     keys.Store{Dir: string(cfg.KeyDir)},
+		ledger:   l,
+		open:     open,
+		sched:    newScheduler(cfg.MaxConcurrent, cfg.MaxPerVM, cfg.MaxQueued),
+		run:      executor.Run,
+		now:      time.Now,
+		sessions: map[string]*session{},
+		inflight: map[inflightKey]bool{},
+		policy:   map[string]VM{},
+	}
+	for _, vm := range cfg.VMs {
+		d.policy[vm.Name] = vm
+	}
+	return d, nil
+}
+
+// Close releases the daemon's state.
+func (d *Daemon) Close() error { return d.ledger.Close() }
+
+// ServedVMs returns the VMs to serve: those configured, those named by the
+// 1.x config, and those with a key, limited to only if it is not empty.
+func (d *Daemon) ServedVMs(only []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(vm string) {
+		if !seen[vm] {
+			seen[vm] = true
+			out = append(out, vm)
+		}
+	}
+	for _, vm := range d.cfg.VMs {
+		add(vm.Name)
+	}
+	if d.cfg.LegacyConf != "" {
+		legacy, err := keys.ReadLegacyConf(string(d.cfg.LegacyConf))
+		if err != nil {
+			return nil, err
+		}
+		for _, vm := range legacy {
+			add(vm)
+		}
+	}
+	entries, err := d.keys.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		add(e.VM)
+	}
+	if len(only) == 0 {
+		return out, nil
+	}
+	for _, vm := range only {
+		if !proto.ValidVMName(vm) {
+			return nil, fmt.Errorf("invalid VM name %q", vm)
+		}
+	}
+	return only, nil
+}
+
+// Run serves vms until ctx is cancelled, then stops every command (they are
+// answered "interrupted" after the next start, never run again) and returns.
+func (d *Daemon) Run(ctx context.Context, vms []string) error {
+	if len(vms) == 0 {
+		return errors.New("no VMs to serve: authorize one (qvm-remote-dom0 authorize VM) or list it in vms")
+	}
+	var wg sync.WaitGroup
+	for _, vm := range vms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.serveVM(ctx, vm)
+		}()
+	}
+	d.log.WithField("vms", vms).Info("serving")
+	wg.Wait()
+	d.jobs.Wait()
+	return nil
+}
+
+// serveVM keeps one channel open to vm while it runs, re-opening with
+// exponential backoff (a halted VM costs one qvm-check per attempt).
+func (d *Daemon) serveVM(ctx context.Context, vm string) {
+	log := d.log.WithField("vm", vm)
+	backoff := d.cfg.ReopenMin
+	for ctx.Err() == nil {
+		start := d.now()
+		ch, err := d.open(ctx, vm)
+		if err == nil {
+			d.serveChannel(ctx, vm, ch)
+			if d.now().Sub(start) > stableSession {
+				backoff = d.cfg.ReopenMin
+			}
+		} else if errors.Is(err, qubes.ErrNotRunning) {
+			log.Debug("VM not running")
+		} else if ctx.Err() == nil {
+			log.WithError(err).Warn("cannot open channel")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, d.cfg.ReopenMax)
+	}
+}
+
+// session is one open channel.
+type session struct {
+	vm        string
+	conn      *proto.Conn
+	ch        io.Closer
+	out       chan proto.Message
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.ch.Close()
+	})
+}
+
+// send queues m for the VM; a VM that does not take it within sendTimeout
+// is cut off.
+func (s *session) send(m proto.Message) bool {
+	select {
+	case s.out <- m:
+		return true
+	case <-s.done:
+		return false
+	default:
+	}
+	t := time.NewTimer(sendTimeout)
+	defer t.Stop()
+	select {
+	case s.out <- m:
+		return true
+	case <-s.done:
+		return false
+	case <-t.C:
+		s.close()
+		return false
+	}
+}
+
+func (s *session) writer() {
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.conn.Send(m); err != nil {
+				s.close()
+				return
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (d *Daemon) serveChannel(ctx context.Context, vm string, ch io.ReadWriteCloser) {
+	s := &session{vm: vm, conn: proto.NewConn(ch, ch, proto.Dom0Side), ch: ch, out: make(chan proto.Message, 64), done: make(chan struct{})}
+	defer s.close()
+	go s.writer()
+	stop := context.AfterFunc(ctx, s.close)
+	defer stop()
+	log := d.log.WithField("vm", vm)
+
+	s.send(proto.Hello{Version: proto.Version, VM: vm})
+	t := time.AfterFunc(handshakeTimeout, s.close)
+	m, err := s.conn.Recv()
+	t.Stop()
+	if err != nil {
+		log.WithError(err).Debug("channel ended before its hello")
+		return
+	}
+	if h, ok := m.(proto.Hello); !ok || h.Version != proto.Version {
+		d.audit.Record(audit.Channel, vm, "", "channel cut off: bad hello", logrus.Fields{"frame": fmt.Sprintf("%T", m)})
+		return
+	}
+	d.mu.Lock()
+	old := d.sessions[vm]
+	d.sessions[vm] = s
+	d.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	d.audit.Record(audit.Channel, vm, "", "channel open", nil)
+	defer func() {
+		d.mu.Lock()
+		if d.sessions[vm] == s {
+			delete(d.sessions, vm)
+		}
+		d.mu.Unlock()
+	}()
+
+	for {
+		m, err := s.conn.Recv()
+		if err != nil {
+			select {
+			case <-s.done:
+				d.audit.Record(audit.Channel, vm, "", "channel closed", nil)
+			default:
+				if errors.Is(err, io.EOF) {
+					d.audit.Record(audit.Channel, vm, "", "channel closed by the VM", nil)
+				} else {
+					d.audit.Record(audit.Channel, vm, "", "channel cut off", logrus.Fields{"error": err.Error()})
+				}
+			}
+			return
+		}
+		sub, ok := m.(proto.Submit)
+		if !ok {
+			d.audit.Record(audit.Channel, vm, "", "channel cut off: unexpected frame", logrus.Fields{"frame": fmt.Sprintf("%T", m)})
+			return
+		}
+		d.handle(ctx, vm, sub)
+	}
+}
+
+// deliver sends m to vm's current channel, if it has one.
+func (d *Daemon) deliver(vm string, m proto.Message) {
+	d.mu.Lock()
+	s := d.sessions[vm]
+	d.mu.Unlock()
+	if s == nil || !s.send(m) {
+		d.log.WithField("vm", vm).Debug("no channel: frame dropped")
+	}
+}
+
+func (d *Daemon) refuse(vm string, id proto.ID, cat audit.Category, r proto.Reason, detail string) {
+	d.audit.Record(cat, vm, id, r.String(), logrus.Fields{"detail": detail})
+	d.deliver(vm, proto.Refusal(id, r, ""))
+}
+
+// handle checks one submission and queues it; every path ends in exactly
+// one Result (now, or when the command ends).
+func (d *Daemon) handle(ctx context.Context, vm string, sub proto.Submit) {
+	ik := inflightKey{vm, sub.ID}
+	d.mu.Lock()
+	busy := d.inflight[ik]
+	d.mu.Unlock()
+	if busy {
+		// Re-sent by a new channel while still queued or running here: the
+		// result goes to the VM's current channel when it is ready.
+		return
+	}
+	key, err := d.keys.Get(vm)
+	if err != nil {
+		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonNoKey, err.Error())
+		return
+	}
+	claims := proto.Claims{VM: vm, ID: sub.ID, Time: sub.Time, Timeout: sub.Timeout, BodySHA256: sha256.Sum256(sub.Body)}
+	if !proto.Verify(key[:], claims, sub.MAC) {
+		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonAuth, "token does not match (key "+key.Fingerprint()+")")
+		return
+	}
+	if !proto.CheckTime(sub.Time, d.now(), d.cfg.TimeWindow) {
+		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonStale, fmt.Sprintf("client time %d", sub.Time))
+		return
+	}
+	d.audit.Record(audit.AuthOK, vm, sub.ID, "token verified", logrus.Fields{"key_fingerprint": key.Fingerprint()})
+	if err := proto.ValidateBody(sub.Body, d.cfg.MaxCommandSize); err != nil {
+		r := proto.ReasonBinary
+		switch {
+		case errors.Is(err, proto.ErrEmpty):
+			r = proto.ReasonEmpty
+		case errors.Is(err, proto.ErrTooLarge):
+			r = proto.ReasonTooLarge
+		}
+		d.refuse(vm, sub.ID, audit.Reject, r, err.Error())
+		return
+	}
+	switch d.ledger.Lookup(vm, sub.ID) {
+	case ledger.Interrupted:
+		d.refuse(vm, sub.ID, audit.Reject, proto.ReasonInterrupted, "")
+		return
+	case ledger.Done, ledger.Running:
+		d.refuse(vm, sub.ID, audit.Reject, proto.ReasonReplay, "")
+		return
+	}
+	pol := d.policy[vm]
+	if pol.Mode == "restricted" && !allowed(sub.Body, pol.Allow) {
+		d.refuse(vm, sub.ID, audit.Deny, proto.ReasonDenied, "")
+		return
+	}
+	timeout := d.cfg.DefaultTimeout
+	if sub.Timeout > 0 {
+		timeout = time.Duration(sub.Timeout) * time.Second
+	}
+	maxT := d.cfg.MaxTimeout
+	if pol.MaxTimeout > 0 {
+		maxT = pol.MaxTimeout
+	}
+	timeout = min(timeout, maxT)
+
+	d.mu.Lock()
+	d.inflight[ik] = true
+	d.mu.Unlock()
+	d.jobs.Add(1)
+	ok := d.sched.submit(vm, func() {
+		defer d.jobs.Done()
+		defer func() {
+			d.mu.Lock()
+			delete(d.inflight, ik)
+			d.mu.Unlock()
+		}()
+		d.execute(ctx, vm, pol, sub, timeout)
+	})
+	if !ok {
+		d.jobs.Done()
+		d.mu.Lock()
+		delete(d.inflight, ik)
+		d.mu.Unlock()
+		d.refuse(vm, sub.ID, audit.Reject, proto.ReasonBusy, "")
+	}
+}
+
+func (d *Daemon) execute(ctx context.Context, vm string, pol VM, sub proto.Submit, timeout time.Duration) {
+	if ctx.Err() != nil {
+		return // shutting down: never begun, so the next daemon may run it
+	}
+	if err := d.ledger.Begin(vm, sub.ID, sub.Time); err != nil {
+		if errors.Is(err, ledger.ErrSeen) {
+			d.refuse(vm, sub.ID, audit.Reject, proto.ReasonReplay, "")
+		} else {
+			d.log.WithError(err).Error("ledger")
+			d.refuse(vm, sub.ID, audit.Reject, proto.ReasonInternal, "")
+		}
+		return
+	}
+	fields := audit.Command(sub.Body)
+	fields["timeout"] = timeout.String()
+	d.audit.Record(audit.Exec, vm, sub.ID, "command started", fields)
+	out, err := d.run(ctx, executor.Config{
+		RuntimeDir: string(d.cfg.RuntimeDir),
+		Bash:       d.cfg.Exec.Bash,
+		Path:       d.cfg.Exec.Path,
+		Lang:       d.cfg.Exec.Lang,
+		Home:       d.cfg.Exec.Home,
+		PassEnv:    d.cfg.Exec.PassEnv,
+		Grace:      d.cfg.KillGrace,
+		MaxStdout:  d.cfg.MaxStdout,
+		MaxStderr:  d.cfg.MaxStderr,
+	}, executor.Job{
+		VM: vm, ID: sub.ID, Body: sub.Body, Timeout: timeout, User: pol.User,
+		Stdout: &streamWriter{d: d, vm: vm, id: sub.ID, stream: proto.Stdout},
+		Stderr: &streamWriter{d: d, vm: vm, id: sub.ID, stream: proto.Stderr},
+	})
+	if err != nil && ctx.Err() != nil {
+		// Stopped by shutdown: left unfinished in the ledger, so the
+		// resubmission after restart is answered "interrupted".
+		d.audit.Record(audit.Reject, vm, sub.ID, "interrupted by shutdown", nil)
+		d.deliver(vm, proto.Refusal(sub.ID, proto.ReasonInterrupted, ""))
+		return
+	}
+	if ferr := d.ledger.Finish(vm, sub.ID); ferr != nil {
+		d.log.WithError(ferr).Error("ledger")
+	}
+	if err != nil {
+		d.log.WithError(err).WithField("vm", vm).WithField("id", sub.ID).Error("run")
+		d.refuse(vm, sub.ID, audit.DoneFail, proto.ReasonInternal, err.Error())
+		return
+	}
+	res := proto.Result{ID: sub.ID, Status: proto.Exited, Code: uint8(out.ExitCode), DurationMS: uint32(min(out.Duration.Milliseconds(), 1<<32-1))}
+	if out.StdoutTruncated {
+		res.Flags |= proto.FlagStdoutTruncated
+	}
+	if out.StderrTruncated {
+		res.Flags |= proto.FlagStderrTruncated
+	}
+	done := logrus.Fields{"exit": out.ExitCode, "duration_ms": res.DurationMS}
+	switch {
+	case out.TimedOut:
+		res.Status, res.Code = proto.TimedOut, executor.ExitTimeout
+		d.audit.Record(audit.Timeout, vm, sub.ID, "command timed out", logrus.Fields{"timeout": timeout.String()})
+	case out.ExitCode == 0:
+		d.audit.Record(audit.Done, vm, sub.ID, "command done", done)
+	default:
+		d.audit.Record(audit.DoneFail, vm, sub.ID, "command failed", done)
+	}
+	if res.Flags != 0 {
+		d.audit.Record(audit.Trunc, vm, sub.ID, "output truncated", logrus.Fields{"stdout": out.StdoutTruncated, "stderr": out.StderrTruncated})
+	}
+	d.deliver(vm, res)
+}
+
+// streamWriter turns a command's output into Output frames.
+type streamWriter struct {
+	d      *Daemon
+	vm     string
+	id     proto.ID
+	stream proto.Stream
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), proto.MaxChunk)
+		// The executor reuses its buffer; the frame outlives this call.
+		w.d.deliver(w.vm, proto.Output{ID: w.id, Stream: w.stream, Data: append([]byte(nil), p[:k]...)})
+		p = p[k:]
+	}
+	return n, nil
+}
