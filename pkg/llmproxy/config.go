@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/qubes-claw/qubes-claw/pkg/config"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/anthropic"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/ollama"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/openai"
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
 )
@@ -33,7 +35,9 @@ type Config struct {
 
 	Timeouts Timeouts `mapstructure:"timeouts"`
 
-	OpenAI openai.Config `mapstructure:"openai"`
+	OpenAI    openai.Config    `mapstructure:"openai"`
+	Anthropic anthropic.Config `mapstructure:"anthropic"`
+	Ollama    ollama.Config    `mapstructure:"ollama"`
 }
 
 // Timeouts bound each request.
@@ -61,7 +65,9 @@ func Defaults() Config {
 			Shutdown:  10 * time.Second,
 			Check:     10 * time.Second,
 		},
-		OpenAI: openai.Defaults(),
+		OpenAI:    openai.Defaults(),
+		Anthropic: anthropic.Defaults(),
+		Ollama:    ollama.Defaults(),
 	}
 }
 
@@ -176,5 +182,6 @@ type keyVar struct {
 func keyVars(c *Config) []keyVar {
 	return []keyVar{
 		{std: "OPENAI_API_KEY", own: "OPENAI_API_KEY", dst: &c.OpenAI.APIKey},
+		{std: "ANTHROPIC_API_KEY", own: "ANTHROPIC_API_KEY", dst: &c.Anthropic.APIKey},
 	}
 }

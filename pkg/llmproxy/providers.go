@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/anthropic"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/chat"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/ollama"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/openai"
 )
 
@@ -33,6 +35,13 @@ func build(name string, cfg Config, client *http.Client) (chat.Provider, error) 
 			return nil, missingKey(name, "openai.api_key", "OPENAI_API_KEY")
 		}
 		return openai.New(name, cfg.OpenAI.BaseURL, cfg.OpenAI.APIKey.Reveal(), cfg.OpenAI.Models, client), nil
+	case "anthropic":
+		if cfg.Anthropic.APIKey == "" {
+			return nil, missingKey(name, "anthropic.api_key", "ANTHROPIC_API_KEY")
+		}
+		return anthropic.New(cfg.Anthropic, client), nil
+	case "ollama":
+		return ollama.New(cfg.Ollama, client), nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", name)
 }
@@ -59,7 +68,7 @@ func envSuffix(key string) string {
 // Secrets returns every secret in cfg, for the log redactor.
 func Secrets(cfg Config) []string {
 	var out []string
-	for _, s := range []string{cfg.Token.Reveal(), cfg.OpenAI.APIKey.Reveal()} {
+	for _, s := range []string{cfg.Token.Reveal(), cfg.OpenAI.APIKey.Reveal(), cfg.Anthropic.APIKey.Reveal()} {
 		if s != "" {
 			out = append(out, s)
 		}
