@@ -98,6 +98,10 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		}
 	}
 	a.scan()
+	// The backlog is handed over: dom0's --once run stops after answering it.
+	if err := a.conn.Send(proto.Sync{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():

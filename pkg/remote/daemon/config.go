@@ -26,6 +26,7 @@ type Config struct {
 	LegacyConf config.Path `mapstructure:"legacy_conf" doc:"qvm-remote 1.x config whose QVM_REMOTE_VMS adds VMs (empty: none)"`
 	StateDir   config.Path `mapstructure:"state_dir" doc:"replay cache and at-most-once journal"`
 	RuntimeDir config.Path `mapstructure:"runtime_dir" doc:"scripts of running commands (created 0700)"`
+	QrexecDir  config.Path `mapstructure:"qrexec_dir" doc:"where qrexec-daemon creates qrexec.VM when a VM starts; watched so a started VM is served at once (empty: rely on reopen backoff)"`
 	// VMCommand is what dom0 runs in each VM to serve the channel.
 	VMCommand string `mapstructure:"vm_command" doc:"command run in each VM (qvm-run --pass-io --no-autostart --no-gui) to serve the channel"`
 
@@ -74,6 +75,7 @@ func Defaults() Config {
 		LegacyConf:     "/etc/qubes/remote.conf",
 		StateDir:       "/var/lib/qvm-remote",
 		RuntimeDir:     "/run/qvm-remote",
+		QrexecDir:      "/run/qubes",
 		VMCommand:      "qvm-remote serve",
 		MaxCommandSize: 1 << 20,
 		TimeWindow:     300 * time.Second,

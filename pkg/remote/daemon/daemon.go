@@ -12,7 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -59,12 +62,49 @@ type Daemon struct {
 	run func(context.Context, executor.Config, executor.Job) (executor.Outcome, error)
 	now func() time.Time
 
+	// Once serves each VM's backlog and stops (--once); DryRun, which
+	// implies it, checks every command and reports it to Report instead of
+	// running or answering it, so the commands stay queued in the VMs.
+	Once   bool
+	DryRun bool
+	Report func(DryRunEntry)
+
+	lock *os.File
+
 	mu       sync.Mutex
 	sessions map[string]*session
 	inflight map[inflightKey]bool
 	policy   map[string]VM
-	jobs     sync.WaitGroup
+	// outbox holds results that found no channel (the VM halted or its
+	// channel broke while the command ran); the VM's agent resubmits the
+	// entry on its next channel and gets the stored result, since the
+	// command must not run again.
+	outbox map[inflightKey]outboxEntry
+	// wake nudges a VM's channel loop out of its backoff.
+	wake    map[string]chan struct{}
+	serving map[string]bool
+	jobs    sync.WaitGroup
 }
+
+// DryRunEntry is what --dry-run reports for one command.
+type DryRunEntry struct {
+	VM string
+	ID proto.ID
+	// Verdict is "would run" or the refusal the command would get.
+	Verdict string
+	Body    []byte
+}
+
+type outboxEntry struct {
+	res     proto.Result
+	expires time.Time
+}
+
+// outboxMax bounds the stored results per daemon; the oldest go first.
+const outboxMax = 4096
+
+// ErrLocked is returned by New when another daemon holds the state.
+var ErrLocked = errors.New("another qvm-remote-dom0 is running (it holds the state directory)")
 
 type inflightKey struct {
 	vm string
@@ -73,8 +113,13 @@ type inflightKey struct {
 
 // New opens the daemon's state (the ledger) and returns it ready to Run.
 func New(cfg Config, log *logrus.Entry, open Opener) (*Daemon, error) {
+	lock, err := lockState(string(cfg.StateDir))
+	if err != nil {
+		return nil, err
+	}
 	l, err := ledger.Open(cfg.StateDir.Join("ledger"), 2*cfg.TimeWindow+time.Minute)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	d := &Daemon{
@@ -90,6 +135,10 @@ func New(cfg Config, log *logrus.Entry, open Opener) (*Daemon, error) {
 		sessions: map[string]*session{},
 		inflight: map[inflightKey]bool{},
 		policy:   map[string]VM{},
+		outbox:   map[inflightKey]outboxEntry{},
+		wake:     map[string]chan struct{}{},
+		serving:  map[string]bool{},
+		lock:     lock,
 	}
 	for _, vm := range cfg.VMs {
 		d.policy[vm.Name] = vm
@@ -98,7 +147,31 @@ func New(cfg Config, log *logrus.Entry, open Opener) (*Daemon, error) {
 }
 
 // Close releases the daemon's state.
-func (d *Daemon) Close() error { return d.ledger.Close() }
+func (d *Daemon) Close() error {
+	err := d.ledger.Close()
+	d.lock.Close()
+	return err
+}
+
+// lockState takes an exclusive lock in the state directory: two daemons
+// appending to one ledger could each run a command the other has seen.
+func lockState(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	return f, nil
+}
 
 // ServedVMs returns the VMs to serve: those configured, those named by the
 // 1.x config, and those with a key, limited to only if it is not empty.
@@ -143,30 +216,102 @@ func (d *Daemon) ServedVMs(only []string) ([]string, error) {
 
 // Run serves vms until ctx is cancelled, then stops every command (they are
 // answered "interrupted" after the next start, never run again) and returns.
+// A nil vms serves every VM ServedVMs(nil) names and follows the key
+// directory, so a VM authorized later is served at once. In Once mode it
+// returns when every VM's backlog is answered.
 func (d *Daemon) Run(ctx context.Context, vms []string) error {
-	if len(vms) == 0 {
+	if d.DryRun {
+		d.Once = true
+	}
+	follow := vms == nil
+	if follow {
+		var err error
+		if vms, err = d.ServedVMs(nil); err != nil {
+			return err
+		}
+	}
+	if len(vms) == 0 && (!follow || d.Once) {
 		return errors.New("no VMs to serve: authorize one (qvm-remote-dom0 authorize VM) or list it in vms")
 	}
 	var wg sync.WaitGroup
-	for _, vm := range vms {
+	start := func(vm string) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.serving[vm] {
+			return
+		}
+		d.serving[vm] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			d.serveVM(ctx, vm)
 		}()
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if !d.Once {
+		// Both watches only shorten waits; without them the backoff still
+		// finds every VM.
+		if err := d.watchQrexecDir(wctx); err != nil {
+			d.log.WithError(err).Info("not watching VM starts; newly started VMs are found by backoff")
+		}
+		if follow {
+			if err := d.watchKeys(wctx, start); err != nil {
+				d.log.WithError(err).Warn("not watching the key directory; newly authorized VMs need a restart")
+			}
+		}
+	}
+	for _, vm := range vms {
+		start(vm)
+	}
 	d.log.WithField("vms", vms).Info("serving")
+	if follow && !d.Once {
+		<-ctx.Done() // the key watch may add VMs until the end
+	}
 	wg.Wait()
 	d.jobs.Wait()
 	return nil
 }
 
+// Wake makes vm's channel loop try to open its channel now instead of at the
+// end of its backoff; "" wakes every VM.
+func (d *Daemon) Wake(vm string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, ch := range d.wake {
+		if vm == "" || vm == name {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (d *Daemon) wakeChan(vm string) chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch := d.wake[vm]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		d.wake[vm] = ch
+	}
+	return ch
+}
+
 // serveVM keeps one channel open to vm while it runs, re-opening with
-// exponential backoff (a halted VM costs one qvm-check per attempt).
+// exponential backoff (a halted VM costs one qvm-check per attempt); a VM
+// start seen in the qrexec directory, or Wake, cuts the backoff short.
 func (d *Daemon) serveVM(ctx context.Context, vm string) {
 	log := d.log.WithField("vm", vm)
+	wake := d.wakeChan(vm)
 	backoff := d.cfg.ReopenMin
 	for ctx.Err() == nil {
+		// A wake that arrived during the last attempt is stale.
+		select {
+		case <-wake:
+		default:
+		}
 		start := d.now()
 		ch, err := d.open(ctx, vm)
 		if err == nil {
@@ -174,27 +319,38 @@ func (d *Daemon) serveVM(ctx context.Context, vm string) {
 			if d.now().Sub(start) > stableSession {
 				backoff = d.cfg.ReopenMin
 			}
-		} else if errors.Is(err, qubes.ErrNotRunning) {
+		} else if errors.Is(err, qubes.ErrNotRunning) || errors.Is(err, qubes.ErrPaused) {
 			log.Debug("VM not running")
 		} else if ctx.Err() == nil {
 			log.WithError(err).Warn("cannot open channel")
 		}
+		if d.Once {
+			return
+		}
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-t.C:
+			backoff = min(2*backoff, d.cfg.ReopenMax)
+		case <-wake:
+			backoff = d.cfg.ReopenMin
 		}
-		backoff = min(2*backoff, d.cfg.ReopenMax)
+		t.Stop()
 	}
 }
 
 // session is one open channel.
 type session struct {
-	vm        string
-	conn      *proto.Conn
-	ch        io.Closer
+	vm   string
+	conn *proto.Conn
+	ch   io.Closer
+	// out carries frames to the writer; a nil frame asks it to close the
+	// channel after everything before it is written (--once).
 	out       chan proto.Message
 	done      chan struct{}
 	closeOnce sync.Once
+	// jobs counts the commands accepted on this channel and not finished.
+	jobs sync.WaitGroup
 }
 
 func (s *session) close() {
@@ -231,6 +387,10 @@ func (s *session) writer() {
 	for {
 		select {
 		case m := <-s.out:
+			if m == nil {
+				s.close()
+				return
+			}
 			if err := s.conn.Send(m); err != nil {
 				s.close()
 				return
@@ -292,33 +452,93 @@ func (d *Daemon) serveChannel(ctx context.Context, vm string, ch io.ReadWriteClo
 			}
 			return
 		}
-		sub, ok := m.(proto.Submit)
-		if !ok {
+		switch m := m.(type) {
+		case proto.Submit:
+			d.handle(ctx, s, m)
+		case proto.Sync:
+			if d.Once {
+				// The backlog is in: answer it, then close the channel.
+				go func() {
+					s.jobs.Wait()
+					s.send(nil)
+				}()
+			}
+		default:
 			d.audit.Record(audit.Channel, vm, "", "channel cut off: unexpected frame", logrus.Fields{"frame": fmt.Sprintf("%T", m)})
 			return
 		}
-		d.handle(ctx, vm, sub)
 	}
 }
 
-// deliver sends m to vm's current channel, if it has one.
+// deliver sends m to vm's current channel, if it has one. A Result that
+// finds no channel goes to the outbox for the VM's next channel.
 func (d *Daemon) deliver(vm string, m proto.Message) {
 	d.mu.Lock()
 	s := d.sessions[vm]
 	d.mu.Unlock()
-	if s == nil || !s.send(m) {
-		d.log.WithField("vm", vm).Debug("no channel: frame dropped")
+	if s != nil && s.send(m) {
+		return
 	}
+	if res, ok := m.(proto.Result); ok {
+		d.stash(vm, res)
+		d.log.WithField("vm", vm).WithField("id", res.ID).Info("no channel: result kept for the VM's next channel")
+		return
+	}
+	d.log.WithField("vm", vm).Debug("no channel: frame dropped")
+}
+
+func (d *Daemon) stash(vm string, res proto.Result) {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.outbox) >= outboxMax {
+		var oldest inflightKey
+		var t time.Time
+		for k, e := range d.outbox {
+			if t.IsZero() || e.expires.Before(t) {
+				oldest, t = k, e.expires
+			}
+		}
+		delete(d.outbox, oldest)
+	}
+	d.outbox[inflightKey{vm, res.ID}] = outboxEntry{res: res, expires: now.Add(2*d.cfg.TimeWindow + time.Minute)}
+}
+
+// unstash returns and forgets the stored result of vm's id.
+func (d *Daemon) unstash(vm string, id proto.ID) (proto.Result, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := inflightKey{vm, id}
+	e, ok := d.outbox[k]
+	if !ok {
+		return proto.Result{}, false
+	}
+	delete(d.outbox, k)
+	if d.now().After(e.expires) {
+		return proto.Result{}, false
+	}
+	return e.res, true
 }
 
 func (d *Daemon) refuse(vm string, id proto.ID, cat audit.Category, r proto.Reason, detail string) {
+	if d.DryRun {
+		d.report(vm, id, r.String(), nil)
+		return
+	}
 	d.audit.Record(cat, vm, id, r.String(), logrus.Fields{"detail": detail})
 	d.deliver(vm, proto.Refusal(id, r, ""))
 }
 
+func (d *Daemon) report(vm string, id proto.ID, verdict string, body []byte) {
+	if d.Report != nil {
+		d.Report(DryRunEntry{VM: vm, ID: id, Verdict: verdict, Body: body})
+	}
+}
+
 // handle checks one submission and queues it; every path ends in exactly
 // one Result (now, or when the command ends).
-func (d *Daemon) handle(ctx context.Context, vm string, sub proto.Submit) {
+func (d *Daemon) handle(ctx context.Context, s *session, sub proto.Submit) {
+	vm := s.vm
 	ik := inflightKey{vm, sub.ID}
 	d.mu.Lock()
 	busy := d.inflight[ik]
@@ -336,6 +556,12 @@ func (d *Daemon) handle(ctx context.Context, vm string, sub proto.Submit) {
 	claims := proto.Claims{VM: vm, ID: sub.ID, Time: sub.Time, Timeout: sub.Timeout, BodySHA256: sha256.Sum256(sub.Body)}
 	if !proto.Verify(key[:], claims, sub.MAC) {
 		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonAuth, "token does not match (key "+key.Fingerprint()+")")
+		return
+	}
+	// Before the clock check: the answer may be long overdue.
+	if res, ok := d.unstash(vm, sub.ID); ok && !d.DryRun {
+		d.audit.Record(audit.Done, vm, sub.ID, "result delivered late (the VM had no channel when the command ended)", nil)
+		d.deliver(vm, res)
 		return
 	}
 	if !proto.CheckTime(sub.Time, d.now(), d.cfg.TimeWindow) {
@@ -376,13 +602,19 @@ func (d *Daemon) handle(ctx context.Context, vm string, sub proto.Submit) {
 		maxT = pol.MaxTimeout
 	}
 	timeout = min(timeout, maxT)
+	if d.DryRun {
+		d.report(vm, sub.ID, "would run (timeout "+timeout.String()+")", sub.Body)
+		return
+	}
 
 	d.mu.Lock()
 	d.inflight[ik] = true
 	d.mu.Unlock()
 	d.jobs.Add(1)
+	s.jobs.Add(1)
 	ok := d.sched.submit(vm, func() {
 		defer d.jobs.Done()
+		defer s.jobs.Done()
 		defer func() {
 			d.mu.Lock()
 			delete(d.inflight, ik)
@@ -392,6 +624,7 @@ func (d *Daemon) handle(ctx context.Context, vm string, sub proto.Submit) {
 	})
 	if !ok {
 		d.jobs.Done()
+		s.jobs.Done()
 		d.mu.Lock()
 		delete(d.inflight, ik)
 		d.mu.Unlock()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/config"
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
+	"github.com/qubes-claw/qubes-claw/pkg/qubes"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/agent"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/client"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/keys"
@@ -35,6 +37,10 @@ type harness struct {
 	mu      sync.Mutex
 	channel map[string]func() io.ReadWriteCloser
 	opens   map[string]int
+	// down VMs are halted: open fails as qvm-check would make it.
+	down map[string]bool
+	// live holds each VM's open channel, so a test can break it.
+	live map[string]*pipeChannel
 }
 
 func newHarness(t *testing.T, vms ...string) *harness {
@@ -49,13 +55,14 @@ func newHarness(t *testing.T, vms ...string) *harness {
 	cfg.LegacyConf = ""
 	cfg.StateDir = config.Path(filepath.Join(root, "dom0", "state"))
 	cfg.RuntimeDir = config.Path(filepath.Join(root, "dom0", "run"))
+	cfg.QrexecDir = config.Path(filepath.Join(root, "dom0", "qubes"))
 	cfg.Exec.Bash = bash
 	cfg.Exec.Home = root
 	cfg.KillGrace = 300 * time.Millisecond
 	cfg.ReopenMin = 20 * time.Millisecond
 	cfg.ReopenMax = 200 * time.Millisecond
 	h := &harness{t: t, root: root, cfg: cfg, queues: map[string]queue.Dir{}, keys: map[string]keys.Key{},
-		channel: map[string]func() io.ReadWriteCloser{}, opens: map[string]int{}}
+		channel: map[string]func() io.ReadWriteCloser{}, opens: map[string]int{}, down: map[string]bool{}, live: map[string]*pipeChannel{}}
 	for _, vm := range vms {
 		q := queue.Dir(filepath.Join(root, vm, ".qvm-remote"))
 		if err := q.Init(); err != nil {
@@ -72,11 +79,18 @@ func newHarness(t *testing.T, vms ...string) *harness {
 }
 
 // start runs the daemon serving vms.
-func (h *harness) start(vms ...string) {
+func (h *harness) start(vms ...string) { h.startWith(nil, vms) }
+
+// startWith runs the daemon after setup adjusted it; nil vms follows the
+// key directory.
+func (h *harness) startWith(setup func(*Daemon), vms []string) {
 	h.t.Helper()
 	d, err := New(h.cfg, logging.Discard(), h.open)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if setup != nil {
+		setup(d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.d, h.cancel, h.done = d, cancel, make(chan struct{})
@@ -109,7 +123,11 @@ func (h *harness) open(ctx context.Context, vm string) (io.ReadWriteCloser, erro
 	h.mu.Lock()
 	h.opens[vm]++
 	custom := h.channel[vm]
+	down := h.down[vm]
 	h.mu.Unlock()
+	if down {
+		return nil, fmt.Errorf("%s: %w", vm, qubes.ErrNotRunning)
+	}
 	if custom != nil {
 		return custom(), nil
 	}
@@ -125,10 +143,14 @@ func (h *harness) open(ctx context.Context, vm string) (io.ReadWriteCloser, erro
 		toAgentR.CloseWithError(io.EOF)
 		fromAgentW.CloseWithError(err)
 	}()
-	return &pipeChannel{Reader: fromAgentR, Writer: toAgentW, close: func() {
+	pc := &pipeChannel{Reader: fromAgentR, Writer: toAgentW, close: func() {
 		toAgentW.Close()
 		fromAgentR.Close()
-	}}, nil
+	}}
+	h.mu.Lock()
+	h.live[vm] = pc
+	h.mu.Unlock()
+	return pc, nil
 }
 
 type outcome struct {

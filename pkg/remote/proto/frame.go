@@ -12,13 +12,14 @@ import (
 // Type is a frame type.
 type Type uint8
 
-// Frame types. Hello goes both ways first; Submit goes VM → dom0; Output and
-// Result go dom0 → VM.
+// Frame types. Hello goes both ways first; Submit and Sync go VM → dom0;
+// Output and Result go dom0 → VM.
 const (
 	TypeHello  Type = 1
 	TypeSubmit Type = 2
 	TypeOutput Type = 3
 	TypeResult Type = 4
+	TypeSync   Type = 5
 )
 
 const headerSize = 5
@@ -34,6 +35,8 @@ func maxPayload(t Type) (int, bool) {
 		return 1 + MaxIDLen + 1 + MaxChunk, true
 	case TypeResult:
 		return 1 + MaxIDLen + 1 + 1 + 1 + 1 + 4 + 1 + MaxDetail, true
+	case TypeSync:
+		return 0, true
 	}
 	return 0, false
 }
@@ -61,6 +64,10 @@ type Submit struct {
 	MAC     [32]byte
 	Body    []byte
 }
+
+// Sync tells dom0 that the VM has handed over every entry that was queued
+// when the channel opened (the backlog); `--once` runs stop after it.
+type Sync struct{}
 
 // Stream names an output stream.
 type Stream uint8
@@ -161,6 +168,9 @@ func (Hello) Type() Type  { return TypeHello }
 func (Submit) Type() Type { return TypeSubmit }
 func (Output) Type() Type { return TypeOutput }
 func (Result) Type() Type { return TypeResult }
+func (Sync) Type() Type   { return TypeSync }
+
+func (Sync) appendPayload(b []byte) []byte { return b }
 
 func (m Hello) appendPayload(b []byte) []byte {
 	b = append(b, helloMagic[:]...)
@@ -367,6 +377,11 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		}
 		m.Data = c.b
 		return m, nil
+	case TypeSync:
+		if err := c.end(); err != nil {
+			return nil, err
+		}
+		return Sync{}, nil
 	case TypeResult:
 		var m Result
 		m.ID = c.id()
@@ -449,13 +464,13 @@ type Side int
 
 // Sides.
 const (
-	Dom0Side Side = iota // receives Hello, Submit
+	Dom0Side Side = iota // receives Hello, Submit, Sync
 	VMSide               // receives Hello, Output, Result
 )
 
 // NewConn returns a Conn reading r and writing w.
 func NewConn(r io.Reader, w io.Writer, side Side) *Conn {
-	accept := func(t Type) bool { return t == TypeHello || t == TypeSubmit }
+	accept := func(t Type) bool { return t == TypeHello || t == TypeSubmit || t == TypeSync }
 	if side == VMSide {
 		accept = func(t Type) bool { return t == TypeHello || t == TypeOutput || t == TypeResult }
 	}

@@ -17,6 +17,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		Output{ID: "x", Stream: Stdout, Data: []byte{0, 1, 2, 255}},
 		Result{ID: "x", Status: Exited, Code: 1, Flags: FlagStderrTruncated},
 		Refusal("x", ReasonReplay, "seen"),
+		Sync{},
 	} {
 		b, err := Encode(m)
 		if err != nil {

@@ -198,6 +198,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		Result{ID: "x1", Status: Exited, Code: 3, Flags: FlagStdoutTruncated, DurationMS: 12},
 		Result{ID: "x1", Status: TimedOut, Code: 124},
 		Refusal("x1", ReasonDenied, "rule 3"),
+		Sync{},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -243,6 +244,7 @@ func TestFrameRejects(t *testing.T) {
 		{"result timeout code", frame(TypeResult, []byte{1, 'x', 2, 1, 0, 0, 0, 0, 0, 0, 0})},
 		{"result unknown flag", frame(TypeResult, []byte{1, 'x', 1, 0, 8, 0, 0, 0, 0, 0, 0})},
 		{"result detail control", frame(TypeResult, []byte{1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 1, '\n'})},
+		{"sync with payload", frame(TypeSync, []byte{0})},
 		{"result trailing", frame(TypeResult, []byte{1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})},
 	}
 	for _, tt := range tests {

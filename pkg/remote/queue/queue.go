@@ -283,11 +283,15 @@ func oneLine(s string) string {
 
 // ReadMeta parses results/ID.meta (missing keys stay empty).
 func (d Dir) ReadMeta(id proto.ID) Meta {
-	var m Meta
 	b, err := os.ReadFile(d.Result(id, "meta"))
 	if err != nil {
-		return m
+		return Meta{}
 	}
+	return parseMeta(b)
+}
+
+func parseMeta(b []byte) Meta {
+	var m Meta
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		switch k {
@@ -332,4 +336,87 @@ func (d Dir) Archive(id proto.ID, body []byte, now time.Time) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dest, "command"), body, 0o600)
+}
+
+// AppendAudit adds one line to the VM-side audit.log (1.x kept one too);
+// control bytes are flattened so a command cannot forge lines.
+func (d Dir) AppendAudit(now time.Time, id proto.ID, status string, code int, body []byte) error {
+	preview := body
+	if len(preview) > 120 {
+		preview = preview[:120]
+	}
+	line := fmt.Sprintf("%s %s %s exit=%d cmd=%q\n", now.UTC().Format(time.RFC3339), id, status, code, string(preview))
+	f, err := os.OpenFile(d.AuditLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// HistoryEntry is one archived command.
+type HistoryEntry struct {
+	Day  string // YYYY-MM-DD
+	ID   proto.ID
+	Dir  string
+	Code int  // exit status
+	Done bool // an exit file was archived
+	Meta Meta
+}
+
+// HistoryEntries lists history/ oldest first (by day, then id, whose
+// DATE-TIME prefix sorts by time).
+func (d Dir) HistoryEntries() ([]HistoryEntry, error) {
+	days, err := os.ReadDir(d.History())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []HistoryEntry
+	for _, day := range days {
+		if _, err := time.Parse("2006-01-02", day.Name()); err != nil || !day.IsDir() {
+			continue
+		}
+		ids, err := listIDs(filepath.Join(d.History(), day.Name()))
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			e := HistoryEntry{Day: day.Name(), ID: id, Dir: filepath.Join(d.History(), day.Name(), string(id))}
+			if b, err := os.ReadFile(filepath.Join(e.Dir, "exit")); err == nil {
+				e.Code, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+				e.Done = true
+			}
+			if b, err := os.ReadFile(filepath.Join(e.Dir, "meta")); err == nil {
+				e.Meta = parseMeta(b)
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// PruneHistory removes the history days older than days before now.
+func (d Dir) PruneHistory(days int, now time.Time) error {
+	if days <= 0 {
+		return nil
+	}
+	cut := now.AddDate(0, 0, -days).Format("2006-01-02")
+	des, err := os.ReadDir(d.History())
+	if err != nil {
+		return nil
+	}
+	for _, de := range des {
+		if _, err := time.Parse("2006-01-02", de.Name()); err == nil && de.Name() < cut {
+			if err := os.RemoveAll(filepath.Join(d.History(), de.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
