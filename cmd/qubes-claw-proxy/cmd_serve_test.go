@@ -2,7 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,3 +73,111 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// standIn answers as OpenAI or Anthropic would, with one short text answer,
+// and counts the calls per provider.
+func standIn(hits map[string]int, mu *sync.Mutex) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		switch r.URL.Path {
+		case "/openai/v1/chat/completions":
+			hits["openai"]++
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"from openai"},"finish_reason":"stop"}]}`)
+		case "/anthropic/v1/messages":
+			hits["anthropic"]++
+			io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude\",\"usage\":{\"input_tokens\":1}}}\n\n"+
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"from anthropic\"}}\n\n"+
+				"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n"+
+				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// TestProviderFromConfigFile: changing only the file's provider and
+// restarting switches the provider.
+func TestProviderFromConfigFile(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("OPENAI_API_KEY", "sk-openai-from-env-123")
+	t.Setenv("ANTHROPIC_API_KEY", "")
+	var mu sync.Mutex
+	hits := map[string]int{}
+	up := httptest.NewServer(standIn(hits, &mu))
+	defer up.Close()
+	base := fmt.Sprintf("token: client-token-123456\nopenai:\n  base_url: %s/openai/v1\nanthropic:\n  base_url: %s/anthropic\n  api_key: sk-ant-file-123456\n", up.URL, up.URL)
+	path := writeConfig(t, "")
+	for _, provider := range []string{"openai", "anthropic"} {
+		if err := os.WriteFile(path, []byte("provider: "+provider+"\n"+base), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		text, logs := serveOnce(t, path)
+		if text != "from "+provider {
+			t.Errorf("provider %s: answer %q", provider, text)
+		}
+		if strings.Contains(logs, "sk-openai-from-env") || strings.Contains(logs, "sk-ant-file") || strings.Contains(logs, "client-token-123456") {
+			t.Errorf("a secret reached the log:\n%s", logs)
+		}
+	}
+	if hits["openai"] != 1 || hits["anthropic"] != 1 {
+		t.Errorf("upstream hits %v", hits)
+	}
+}
+
+// serveOnce runs serve with the config file, makes one chat request and
+// stops the server, returning the answer text and the log.
+func serveOnce(t *testing.T, path string) (string, string) {
+	t.Helper()
+	g := &globals{spec: llmproxy.Spec(), getenv: os.Getenv, flags: pflag.NewFlagSet("t", pflag.ContinueOnError)}
+	g.spec.AddFlags(g.flags)
+	if err := g.flags.Parse([]string{"--config", path}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- runServe(ctx, &ServeOptions{g: g, Stderr: &logs, Listener: ln}) }()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/v1/chat/completions",
+		strings.NewReader(`{"model":"","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer client-token-123456")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	stop()
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if len(out.Choices) == 0 {
+		return "", logs.String()
+	}
+	return out.Choices[0].Message.Content, logs.String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/config"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/anthropic"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/cursor"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/ollama"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/openai"
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
@@ -38,6 +39,7 @@ type Config struct {
 	OpenAI    openai.Config    `mapstructure:"openai"`
 	Anthropic anthropic.Config `mapstructure:"anthropic"`
 	Ollama    ollama.Config    `mapstructure:"ollama"`
+	Cursor    cursor.Config    `mapstructure:"cursor"`
 }
 
 // Timeouts bound each request.
@@ -68,6 +70,7 @@ func Defaults() Config {
 		OpenAI:    openai.Defaults(),
 		Anthropic: anthropic.Defaults(),
 		Ollama:    ollama.Defaults(),
+		Cursor:    cursor.Defaults(),
 	}
 }
 
@@ -124,7 +127,7 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("max_body_bytes must be positive")
 	}
-	return nil
+	return c.Cursor.Validate()
 }
 
 func known(name string) bool {
@@ -183,5 +186,6 @@ func keyVars(c *Config) []keyVar {
 	return []keyVar{
 		{std: "OPENAI_API_KEY", own: "OPENAI_API_KEY", dst: &c.OpenAI.APIKey},
 		{std: "ANTHROPIC_API_KEY", own: "ANTHROPIC_API_KEY", dst: &c.Anthropic.APIKey},
+		{std: "CURSOR_API_KEY", own: "CURSOR_API_KEY", dst: &c.Cursor.APIKey},
 	}
 }

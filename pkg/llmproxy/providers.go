@@ -3,9 +3,11 @@ package llmproxy
 import (
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/anthropic"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/chat"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/cursor"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/ollama"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/openai"
 )
@@ -42,6 +44,12 @@ func build(name string, cfg Config, client *http.Client) (chat.Provider, error) 
 		return anthropic.New(cfg.Anthropic, client), nil
 	case "ollama":
 		return ollama.New(cfg.Ollama, client), nil
+	case "cursor":
+		p := cursor.New(cfg.Cursor, os.Getenv("HOME"))
+		if _, err := p.Agent(); err != nil {
+			return nil, fmt.Errorf("provider cursor: %w", err)
+		}
+		return p, nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", name)
 }
@@ -68,7 +76,7 @@ func envSuffix(key string) string {
 // Secrets returns every secret in cfg, for the log redactor.
 func Secrets(cfg Config) []string {
 	var out []string
-	for _, s := range []string{cfg.Token.Reveal(), cfg.OpenAI.APIKey.Reveal(), cfg.Anthropic.APIKey.Reveal()} {
+	for _, s := range []string{cfg.Token.Reveal(), cfg.OpenAI.APIKey.Reveal(), cfg.Anthropic.APIKey.Reveal(), cfg.Cursor.APIKey.Reveal()} {
 		if s != "" {
 			out = append(out, s)
 		}

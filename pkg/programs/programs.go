@@ -4,9 +4,14 @@
 // here; the tests fail until its docs and shipped config exist.
 package programs
 
-import "github.com/qubes-claw/qubes-claw/pkg/config"
+import (
+	"github.com/qubes-claw/qubes-claw/pkg/config"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
+)
 
 // All returns the spec of every configurable program, in documentation order.
 func All() []config.Describer {
-	return []config.Describer{}
+	return []config.Describer{
+		llmproxy.Spec(),
+	}
 }

@@ -55,3 +55,6 @@ func (m Model) UpstreamID() string {
 	}
 	return m.ID
 }
+
+// String returns the model's id (the config reference lists defaults so).
+func (m Model) String() string { return m.ID }
