@@ -45,7 +45,7 @@ of the "token" key.` + exitStatusHelp,
 	}
 	g.flags = root.PersistentFlags()
 	g.spec.AddFlags(g.flags)
-	root.AddCommand(newServeCmd(g, nil))
+	root.AddCommand(newServeCmd(g, nil), newOpenclawConfigCmd(g, nil))
 	return root
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/config"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/anthropic"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/chat"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/cursor"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/ollama"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/openai"
@@ -188,4 +189,19 @@ func keyVars(c *Config) []keyVar {
 		{std: "ANTHROPIC_API_KEY", own: "ANTHROPIC_API_KEY", dst: &c.Anthropic.APIKey},
 		{std: "CURSOR_API_KEY", own: "CURSOR_API_KEY", dst: &c.Cursor.APIKey},
 	}
+}
+
+// ModelsOf returns the configured models of a provider.
+func (c *Config) ModelsOf(provider string) []chat.Model {
+	switch provider {
+	case "openai":
+		return c.OpenAI.Models
+	case "anthropic":
+		return c.Anthropic.Models
+	case "ollama":
+		return c.Ollama.Models
+	case "cursor":
+		return c.Cursor.Models
+	}
+	return nil
 }
