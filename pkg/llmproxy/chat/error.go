@@ -138,9 +138,8 @@ func StatusFromUpstream(status int) (int, string) {
 	case 503, 529:
 		return status, TypeOverloaded
 	}
-	if status >= 500 {
-		return http.StatusBadGateway, TypeAPI
-	}
+	// Other 5xx, and statuses an API should never answer a call with
+	// (1xx, 3xx, other 4xx), are the upstream's failure.
 	return http.StatusBadGateway, TypeAPI
 }
 
