@@ -142,7 +142,8 @@ func qvmRun(c *Call) int {
 		passIO, service       bool
 		noShell               bool
 		autostart             = true
-		verbose, quiet        int
+		verbose               = 1 // qubesadmin's QubesArgumentParser default
+		quiet                 int
 		localCmd              string
 		filterEsc             = isTTY(c.Stdio.Out)
 		colorOut, colorErr    = "", ""

@@ -547,11 +547,13 @@ func (s *Supervisor) exited(pid int, ws unix.WaitStatus) {
 		return
 	}
 	p.code = exitCode(ws)
-	close(p.exited)
+	// Recorded before the exit is reported: a caller that saw the exit
+	// finds the record.
 	s.M.Record(Invocation{
 		Kind: "spawn", Domain: s.Domain, Argv: p.info.Argv, Start: p.start,
 		Duration: float64(time.Since(p.start).Microseconds()) / 1000, Exit: p.code,
 	})
+	close(p.exited)
 }
 
 // spawnError is a spawn failure with the exit status qrexec would report.

@@ -271,6 +271,8 @@ func (m *Machine) call(ctx context.Context, domain string, req request, stdio St
 	}()
 
 	var drained sync.WaitGroup
+	// copyIO connects the remote stdin (in) and stdout (out) to the local
+	// program or to stdio. For a socket service both are the socket.
 	copyIO := func(in, out *os.File) {
 		if o.local != nil {
 			// The local program talks to the remote end directly.
@@ -285,19 +287,39 @@ func (m *Machine) call(ctx context.Context, domain string, req request, stdio St
 			}
 			return
 		}
+		var w io.Writer = in
+		var r io.Reader = out
+		eof := func() { in.Close() }
+		if in == out {
+			// Copy through the poller, and half-close at stdin EOF so the
+			// service still sends its answer.
+			fc, err := net.FileConn(in)
+			in.Close()
+			if err != nil {
+				fmt.Fprintf(stdio.Err, "service socket: %v\n", err)
+				return
+			}
+			w, r = fc, fc
+			eof = func() {
+				if cw, ok := fc.(interface{ CloseWrite() error }); ok {
+					cw.CloseWrite()
+				}
+			}
+			defer func() { go func() { drained.Wait(); fc.Close() }() }()
+		}
 		go func() {
+			defer eof()
 			if len(o.prefix) > 0 {
-				if _, err := in.Write(o.prefix); err != nil {
+				if _, err := w.Write(o.prefix); err != nil {
 					return
 				}
 			}
 			if stdio.In != nil {
-				io.Copy(in, stdio.In)
+				io.Copy(w, stdio.In)
 			}
-			closeWrite(in)
 		}()
 		drained.Add(1)
-		go func() { defer drained.Done(); copyOut(stdio.Out, out, o.filterOut) }()
+		go func() { defer drained.Done(); copyOut(stdio.Out, r, o.filterOut) }()
 	}
 	code := ExitProblem
 loop:
@@ -358,24 +380,13 @@ loop:
 	return code, err
 }
 
-// closeWrite signals EOF to the remote reader: half-close for a socket,
-// close for a pipe.
-func closeWrite(f *os.File) {
-	if fc, err := net.FileConn(f); err == nil {
-		if cw, ok := fc.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-			fc.Close()
-			return
-		}
-		fc.Close()
+// copyOut copies a remote output stream to w until EOF. When w fails (a
+// closed stdout) it stops reading, so the remote writer gets EPIPE once the
+// caller closes its end, as with qrexec-client.
+func copyOut(w *os.File, r io.Reader, filter bool) {
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
 	}
-	f.Close()
-}
-
-// copyOut copies a remote output stream to w; a failing w (closed stdout)
-// closes the pipe so the remote writer gets EPIPE, like qrexec-client.
-func copyOut(w *os.File, r *os.File, filter bool) {
-	defer r.Close()
 	if w == nil {
 		io.Copy(io.Discard, r)
 		return

@@ -84,7 +84,7 @@ func (m *Machine) unpauseIfPaused(domain string) error {
 // startSupervisor re-executes this binary as the domain's supervisor and
 // waits for it to report readiness on a pipe (no polling).
 func (m *Machine) startSupervisor(domain string) error {
-	exe, err := os.Executable()
+	exe, err := m.simBinary()
 	if err != nil {
 		return fmt.Errorf("start %s: %w", domain, err)
 	}
@@ -218,3 +218,21 @@ func (m *Machine) RefreshPower(st *State) {
 
 // IsRunning reports whether domain runs (paused included, as qvm-check).
 func (m *Machine) IsRunning(domain string) bool { return m.Alive(domain) }
+
+// simBinary is the qubes-sim executable of the machine: the target of its
+// tool links (the caller may be another program using this package, such as
+// a test binary), else this executable.
+func (m *Machine) simBinary() (string, error) {
+	for _, dir := range []string{m.Dom0BinDir(), m.VMBinDir()} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && filepath.IsAbs(target) {
+				return target, nil
+			}
+		}
+	}
+	return os.Executable()
+}
