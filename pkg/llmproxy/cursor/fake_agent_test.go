@@ -63,6 +63,15 @@ func fakeAgent(args []string) int {
 			model = args[i+1]
 		}
 	}
+	// Signal handling is set up before the pid file tells the test the
+	// agent is running, so a SIGTERM sent right away is seen.
+	sig := make(chan os.Signal, 1)
+	switch model {
+	case "hang", "linger":
+		signal.Notify(sig, syscall.SIGTERM)
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+	}
 	prompt, _ := io.ReadAll(os.Stdin)
 	_ = os.WriteFile(filepath.Join(ws, "prompt"), prompt, 0o600)
 	_ = os.WriteFile(filepath.Join(ws, "argv"), []byte(strings.Join(args, "\n")), 0o600)
@@ -118,8 +127,6 @@ func fakeAgent(args []string) int {
 		fmt.Fprintln(os.Stderr, "TypeError: fetch failed")
 		return 1
 	case "hang", "linger":
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM)
 		if model == "linger" {
 			emit(result("done", false))
 		} else {
@@ -129,7 +136,6 @@ func fakeAgent(args []string) int {
 		_ = os.WriteFile(filepath.Join(ws, "signal"), []byte("SIGTERM"), 0o600)
 		return 143
 	case "stubborn":
-		signal.Ignore(syscall.SIGTERM)
 		emit(assistant("x", ts(1)))
 		select {}
 	}
