@@ -7,11 +7,15 @@ package programs
 import (
 	"github.com/qubes-claw/qubes-claw/pkg/config"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/client"
+	"github.com/qubes-claw/qubes-claw/pkg/remote/daemon"
 )
 
 // All returns the spec of every configurable program, in documentation order.
 func All() []config.Describer {
 	return []config.Describer{
+		daemon.Spec(),
+		client.Spec(),
 		llmproxy.Spec(),
 	}
 }

@@ -254,7 +254,7 @@ func (t *tail) close() {
 func ReadKey(q queue.Dir) (keys.Key, error) {
 	b, err := os.ReadFile(q.KeyFile())
 	if errors.Is(err, os.ErrNotExist) {
-		return keys.Key{}, fmt.Errorf("no key in %s: run `qvm-remote key gen`, then in dom0 `qvm-remote-dom0 authorize VM KEY`", q.KeyFile())
+		return keys.Key{}, fmt.Errorf("%w in %s: run `qvm-remote key gen` here, then `qvm-remote-dom0 authorize VM` in dom0", keys.ErrNoKey, q.KeyFile())
 	}
 	if err != nil {
 		return keys.Key{}, err

@@ -50,8 +50,8 @@ func Spec() config.Spec[Config] {
 	return config.Spec[Config]{
 		Program:    Program,
 		EnvPrefix:  EnvPrefix,
-		SystemFile: "/etc/qubes-claw/qvm-remote.yaml",
-		UserFile:   "~/.config/qubes-claw/qvm-remote.yaml",
+		SystemFile: "/etc/qubes/qvm-remote.yaml",
+		UserFile:   "~/.config/qvm-remote/qvm-remote.yaml",
 		Defaults:   Defaults,
 	}
 }

@@ -102,7 +102,7 @@ func Spec() config.Spec[Config] {
 	return config.Spec[Config]{
 		Program:    Program,
 		EnvPrefix:  EnvPrefix,
-		SystemFile: "/etc/qubes-claw/qvm-remote-dom0.yaml",
+		SystemFile: "/etc/qubes/qvm-remote-dom0.yaml",
 		Defaults:   Defaults,
 	}
 }
