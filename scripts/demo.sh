@@ -8,7 +8,8 @@ DIR=$(mktemp -d /tmp/qubes-claw-demo.XXXXXX)
 cleanup() { "$BIN/qubes-sim" shutdown "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-bold=$(tput bold 2>/dev/null || true); dim=$(tput dim 2>/dev/null || true); off=$(tput sgr0 2>/dev/null || true)
+bold=""; dim=""; off=""
+if [ -t 1 ]; then bold=$(tput bold 2>/dev/null || true); dim=$(tput dim 2>/dev/null || true); off=$(tput sgr0 2>/dev/null || true); fi
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
 # run: show a dom0 command, run it, show its exit status when not 0.
 run() {
@@ -37,7 +38,7 @@ run "qvm-ls 2>/dev/null"
 step "qvm-run: run a command in a VM; --no-autostart never starts a halted VM"
 run "qvm-run --pass-io --no-autostart work true"
 run "qvm-check --running work"
-run "qvm-run --pass-io work 'echo hello from \$(hostname) as \$(id -un 2>/dev/null || echo user); exit 3'"
+run "qvm-run --pass-io work 'echo hello from \$(hostname), home \$HOME; exit 3'"
 run "qvm-check --running work"
 
 step "qrexec: a service in agent-vm, called from work under dom0's policy"
@@ -46,7 +47,7 @@ printf '#!/bin/sh\necho "demo.Echo from $QREXEC_REMOTE_DOMAIN, argument $QREXEC_
 chmod 755 "$DIR/domains/agent-vm/fs/etc/qubes-rpc/demo.Echo"
 policy="$DIR/domains/dom0/fs/etc/qubes/policy.d/50-demo.policy"
 printf 'demo.Echo +1234 @tag:openclaw-client @tag:openclaw-server allow\ndemo.Echo * @anyvm @anyvm deny\n' > "$policy"
-run "cat /etc/qubes/policy.d/50-demo.policy  # (in dom0)"; sed 's/^/    /' "$policy"
+printf '%s[dom0]$ cat /etc/qubes/policy.d/50-demo.policy%s\n' "$dim" "$off"; sed 's/^/    /' "$policy"
 run "$BIN/qubes-sim vm $DIR work -- qrexec-client-vm agent-vm demo.Echo+1234"
 run "$BIN/qubes-sim vm $DIR work -- qrexec-client-vm agent-vm demo.Echo+22"
 run "qrexec-client -d agent-vm 'DEFAULT:QUBESRPC demo.Echo+7 dom0'   # dom0 calls bypass policy"
