@@ -225,7 +225,12 @@ func qvmRun(c *Call) int {
 	if v > 0 {
 		fmt.Fprintf(c.Stdio.Err, "Running '%s' on %s\n", cmd, name)
 	}
-	if autostart {
+	if user == "" && name != Dom0 {
+		// What qrexec-daemon does with DEFAULT:, done here with the state
+		// at hand so the supervisor need not read it again.
+		user = defaultUser(st, d)
+	}
+	if autostart && (!running || d.Power == Paused) {
 		if err := m.EnsureRunning(name); err != nil {
 			fmt.Fprintf(c.Stdio.Err, "%s: %v\n", name, err)
 			return 255

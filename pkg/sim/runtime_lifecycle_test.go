@@ -101,6 +101,35 @@ func TestRuntimeShutdownKillsEverything(t *testing.T) {
 	}
 }
 
+func TestRuntimeDeadSupervisorIsHalted(t *testing.T) {
+	m := simtest.New(t)
+	m.StandaloneVM("sa")
+	m.MustRun("qvm-start", "sa")
+	b, err := os.ReadFile(filepath.Join(m.Sim.RunDir(), "sa.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2000 && alive(pid); i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if m.Running("sa") {
+		t.Fatal("qvm-check --running says a domain with a dead supervisor runs")
+	}
+	if r := m.Host("qvm-ls", "--raw-data", "--fields", "name,state", "sa"); !strings.Contains(r.Stdout, "Halted") {
+		t.Errorf("qvm-ls: %v", r)
+	}
+	if r := m.Host("qrexec-client", "-d", "sa", "user:true"); r.Code != 125 {
+		t.Errorf("qrexec-client to a dead domain: %v", r)
+	}
+	if r := m.Host("qvm-run", "-p", "sa", "echo back"); r.Code != 0 || r.Stdout != "back\n" {
+		t.Fatalf("restart after a crash: %v", r)
+	}
+}
+
 func errorsAs(err error, target **exec.ExitError) bool {
 	e, ok := err.(*exec.ExitError)
 	if ok {

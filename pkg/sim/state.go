@@ -165,6 +165,7 @@ func (m *Machine) readState() (*State, error) {
 	if st.Domains == nil {
 		st.Domains = map[string]*Domain{}
 	}
+	m.reconcilePower(st)
 	return st, nil
 }
 

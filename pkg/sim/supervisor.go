@@ -620,7 +620,10 @@ func (s *Supervisor) start(req request, stdio []*os.File, extraEnv ...string) (*
 		Dir:   cwd,
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		// Own process group (signals to the whole job); killed with the
+		// supervisor if it dies abnormally, so a crash leaves no orphans
+		// (their double-forked children excepted).
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	p := &supProc{info: ProcessInfo{Tag: req.Tag, Argv: argv}, start: time.Now(), exited: make(chan struct{})}
 	// Holding mu across fork and registration keeps the reaper from missing

@@ -205,12 +205,16 @@ func (m *Machine) UnpauseDomain(domain string) error {
 	return err
 }
 
-// RefreshPower corrects stale power states in st: a domain marked running
-// whose supervisor died (killed, host reboot) is Halted. dom0 counts as
-// running while its supervisor lives.
-func (m *Machine) RefreshPower(st *State) {
+// reconcilePower corrects stale power states as the state is read: a domain
+// marked running whose supervisor died (killed, host reboot) is Halted. Only
+// domains that had a supervisor (an .alive file) are checked, so states
+// built by hand in unit tests keep their power.
+func (m *Machine) reconcilePower(st *State) {
 	for name, d := range st.Domains {
-		if d.Running() && !m.Alive(name) {
+		if !d.Running() {
+			continue
+		}
+		if _, err := os.Stat(m.alivePath(name)); err == nil && !m.Alive(name) {
 			d.Power = Halted
 		}
 	}
