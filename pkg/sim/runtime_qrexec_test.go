@@ -175,6 +175,16 @@ func TestQrexecPolicyAcceptance(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "remote=client ") {
 		t.Errorf("call with a forged QUBES_SIM_DOMAIN: %v", r)
 	}
+	// dom0's tools from inside a VM, even posing as dom0, reach no other
+	// domain: supervisors identify the caller by its ancestry.
+	r = m.VM("other", `QUBES_SIM_DOMAIN=dom0 "$QUBES_SIM_DIR/bin/qvm-run" -p server 'echo breached'`)
+	if r.Code == 0 || strings.Contains(r.Stdout, "breached") {
+		t.Errorf("qvm-run from a VM posing as dom0: %v", r)
+	}
+	r = m.VM("other", `QUBES_SIM_DOMAIN=dom0 "$QUBES_SIM_DIR/bin/qrexec-client" -d server 'DEFAULT:QUBESRPC some.Service+1234 dom0' </dev/null`)
+	if r.Code == 0 || strings.Contains(r.Stdout, "remote=") {
+		t.Errorf("qrexec-client from a VM posing as dom0: %v", r)
+	}
 	// A file name that qrexec refuses makes every call fail.
 	m.Policy("20-Bad.policy", "")
 	if r := m.VM("client", "qrexec-client-vm server some.Service+1234"); r.Code != 126 {
