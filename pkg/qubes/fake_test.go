@@ -3,6 +3,7 @@ package qubes
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,11 +40,17 @@ var fakeToolNames = []string{
 	"qvm-service", "qvm-start", "qvm-shutdown", "qrexec-client", "qrexec-client-vm",
 }
 
+// callVMHelper is set by sim_test.go (package qubes_test, same test binary).
+var callVMHelper func() int
+
 func TestMain(m *testing.M) {
 	if os.Getenv("QUBES_FAKE_TOOLS") == "1" {
 		os.Exit(fakeTool())
 	}
-	os.Exit(m.Run())
+	if os.Getenv("QUBES_TEST_CALLVM") != "" && callVMHelper != nil {
+		os.Exit(callVMHelper())
+	}
+	simtest.Main(m)
 }
 
 func fakeTool() int {
