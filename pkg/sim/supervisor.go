@@ -19,6 +19,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Trust model. Supervisors play Xen and dom0's qrexec daemons. A request's
+// origin is the domain of the connecting process, found from its ancestry
+// (SO_PEERCRED pid, then /proc parents up to the nearest supervisor of this
+// machine); no variable a process controls changes it. Processes outside
+// every supervisor (tests, `qubes-sim env` shells) act as dom0. Only dom0
+// may spawn in, run services of, pause or stop another domain; a VM may
+// spawn in itself and trigger policy-checked calls (qrexec-client-vm),
+// whose source is its own domain.
+//
+// What a VM process can still do, isolation or not: everything runs as one
+// host user on one filesystem, so it can read and write any domain's files,
+// dom0's policy and the qubes state directly, and signal other domains'
+// processes. Without isolation it also shares the host network: it can
+// connect to another domain's TCP ports without qrexec. Isolation mode
+// closes the network path only.
+
 // A Supervisor is the process that owns every process of one running domain:
 // the simulated domain is "running" exactly while its supervisor lives. It is
 // a subreaper, so orphans (double-forked daemons) stay below it, and it kills
