@@ -71,7 +71,7 @@ func runAuthorize(ctx context.Context, opts *AuthorizeOptions) error {
 	case "":
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		out, err := opts.Qubes.Run(ctx, opts.VM, keyShowCommand, qubes.RunOptions{NoAutostart: true, NoGUI: true})
+		out, err := opts.Qubes.Run(ctx, opts.VM, keyShowCommand, qubes.RunOptions{PassIO: true, NoAutostart: true, NoGUI: true})
 		switch {
 		case errors.Is(err, qubes.ErrNotRunning), errors.Is(err, qubes.ErrPaused):
 			return cli.Exit(cli.ExitFailure, "%s is not running: start it, or pass the key (qvm-remote-dom0 authorize %s KEY)", opts.VM, opts.VM)

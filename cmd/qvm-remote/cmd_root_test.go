@@ -104,7 +104,7 @@ func startDom0(t *testing.T, q queue.Dir) (keyDir string) {
 	cfg.LegacyConf, cfg.QrexecDir = "", ""
 	cfg.StateDir = config.Path(filepath.Join(root, "state"))
 	cfg.RuntimeDir = config.Path(filepath.Join(root, "run"))
-	cfg.Exec.Bash, cfg.Exec.Home = bash, root
+	cfg.Exec.Bash, cfg.Exec.Home = bash, config.Path(root)
 	cfg.ReopenMin, cfg.ReopenMax = 10*time.Millisecond, 100*time.Millisecond
 	open := func(ctx context.Context, vm string) (io.ReadWriteCloser, error) {
 		toR, toW := io.Pipe()

@@ -50,11 +50,11 @@ type Config struct {
 
 // ExecConfig is the environment commands run in.
 type ExecConfig struct {
-	Bash    string   `mapstructure:"bash" doc:"shell that runs commands"`
-	Path    string   `mapstructure:"path" doc:"PATH of every command"`
-	Lang    string   `mapstructure:"lang" doc:"LANG of every command"`
-	Home    string   `mapstructure:"home" doc:"HOME of every command (empty: the home of the user it runs as)"`
-	PassEnv []string `mapstructure:"pass_env" doc:"variables passed from the daemon's environment (the simulator's; keep empty on Qubes)"`
+	Bash    string      `mapstructure:"bash" doc:"shell that runs commands"`
+	Path    string      `mapstructure:"path" doc:"PATH of every command"`
+	Lang    string      `mapstructure:"lang" doc:"LANG of every command"`
+	Home    config.Path `mapstructure:"home" doc:"HOME of every command (empty: the home of the user it runs as)"`
+	PassEnv []string    `mapstructure:"pass_env" doc:"variables passed from the daemon's environment (the simulator's; keep empty on Qubes)"`
 }
 
 // VM is the policy of one VM.

@@ -653,7 +653,7 @@ func (d *Daemon) execute(ctx context.Context, vm string, pol VM, sub proto.Submi
 		Bash:       d.cfg.Exec.Bash,
 		Path:       d.cfg.Exec.Path,
 		Lang:       d.cfg.Exec.Lang,
-		Home:       d.cfg.Exec.Home,
+		Home:       string(d.cfg.Exec.Home),
 		PassEnv:    d.cfg.Exec.PassEnv,
 		Grace:      d.cfg.KillGrace,
 		MaxStdout:  d.cfg.MaxStdout,

@@ -57,7 +57,7 @@ func newHarness(t *testing.T, vms ...string) *harness {
 	cfg.RuntimeDir = config.Path(filepath.Join(root, "dom0", "run"))
 	cfg.QrexecDir = config.Path(filepath.Join(root, "dom0", "qubes"))
 	cfg.Exec.Bash = bash
-	cfg.Exec.Home = root
+	cfg.Exec.Home = config.Path(root)
 	cfg.KillGrace = 300 * time.Millisecond
 	cfg.ReopenMin = 20 * time.Millisecond
 	cfg.ReopenMax = 200 * time.Millisecond
