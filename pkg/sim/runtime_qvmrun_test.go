@@ -216,3 +216,17 @@ func TestRuntimeInvocationLog(t *testing.T) {
 		t.Errorf("no spawn record of bash -c true in sa: %+v", m.Invocations())
 	}
 }
+
+// A reader that goes away gives the remote writer EPIPE: it dies of SIGPIPE
+// (default disposition in the domain) and qvm-run passes 128+13 on.
+func TestRuntimeQvmRunClosedStdout(t *testing.T) {
+	m := simtest.New(t)
+	m.StandaloneVM("sa")
+	r := m.Host("bash", "-c", `qvm-run -p sa 'yes' | head -n1; echo "${PIPESTATUS[0]}"`)
+	if r.Stdout != "y\n141\n" {
+		t.Fatalf("qvm-run status with a closed stdout: %v, want 141", r)
+	}
+	if r := m.Host("qvm-run", "-p", "sa", "grep SigIgn /proc/self/status"); r.Stdout != "SigIgn:\t0000000000000000\n" {
+		t.Errorf("domain processes start with ignored signals: %v", r)
+	}
+}

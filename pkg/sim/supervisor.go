@@ -183,7 +183,9 @@ func (s *Supervisor) setup() error {
 	go s.reap(chld)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	signal.Ignore(syscall.SIGPIPE)
+	// SIGPIPE is not ignored: an ignored signal stays ignored across exec,
+	// and the domain's processes must get the default. Writes to a closed
+	// client pipe just fail with EPIPE here (fds other than 1 and 2).
 	go func() { <-term; s.shutdown() }()
 	go s.acceptLoop()
 	return nil

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,6 +218,10 @@ type ioOpts struct {
 // or EPIPE when the caller dies. It returns after the remote exit status
 // arrived and its stdout and stderr are drained.
 func (m *Machine) call(ctx context.Context, domain string, req request, stdio Stdio, o ioOpts) (int, error) {
+	// Like qrexec-client, which ignores SIGPIPE: a closed stdout ends the
+	// copy, not this process. Notify rather than Ignore, so local programs
+	// we start get the default disposition back at exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	c, err := m.dial(domain)
 	if err != nil {
 		return ExitProblem, err
