@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/qubes-claw/qubes-claw/pkg/cli"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
+	"github.com/qubes-claw/qubes-claw/pkg/sdnotify"
 )
 
 var osGetenv = os.Getenv
@@ -98,9 +100,39 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	if cfg.Token == "" {
 		log.Warn("no client token configured (token): any local process can use the provider keys")
 	}
+	// Under a Type=notify unit: ready once listening; the watchdog pings only
+	// while our own /health answers, so a wedged server gets restarted.
+	notifier := sdnotify.FromEnv()
+	if interval, werr := sdnotify.WatchdogInterval(); werr == nil {
+		health := "http://" + ln.Addr().String() + "/health"
+		go notifier.Keepalive(ctx, interval, func(ctx context.Context) error { return probeHealth(ctx, health) },
+			func(err error) { log.WithError(err).Warn("health self-check failed; withholding the watchdog ping") })
+	}
+	if err := notifier.Notify(sdnotify.Ready, sdnotify.Status("serving provider "+cfg.Provider+" on "+ln.Addr().String())); err != nil {
+		log.WithError(err).Warn("sd_notify READY")
+	}
 	err = srv.Serve(ctx, ln)
+	_ = notifier.Notify(sdnotify.Stopping)
 	log.Info("stopped")
 	return err
+}
+
+// probeHealth is the watchdog's check: GET /health answers 200.
+func probeHealth(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // upstreamClient is the HTTP client for every provider. It has no overall
