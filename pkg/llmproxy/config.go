@@ -14,6 +14,7 @@ import (
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/ollama"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/openai"
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
+	"github.com/qubes-claw/qubes-claw/pkg/vmsetup"
 )
 
 // Program is the proxy's binary name.
@@ -41,6 +42,9 @@ type Config struct {
 	Anthropic anthropic.Config `mapstructure:"anthropic"`
 	Ollama    ollama.Config    `mapstructure:"ollama"`
 	Cursor    cursor.Config    `mapstructure:"cursor"`
+
+	// Setup is read by `qubes-claw-proxy setup` and `status`, not by serve.
+	Setup vmsetup.Config `mapstructure:"setup"`
 }
 
 // Timeouts bound each request.
@@ -72,6 +76,7 @@ func Defaults() Config {
 		Anthropic: anthropic.Defaults(),
 		Ollama:    ollama.Defaults(),
 		Cursor:    cursor.Defaults(),
+		Setup:     vmsetup.Defaults(),
 	}
 }
 
@@ -127,6 +132,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("max_body_bytes must be positive")
+	}
+	if c.Setup.User == "" || strings.ContainsAny(c.Setup.User, "/ ") {
+		return fmt.Errorf("setup.user: %q is not a user name", c.Setup.User)
+	}
+	if c.Setup.GatewayPort <= 0 || c.Setup.GatewayPort > 65535 {
+		return fmt.Errorf("setup.gateway_port: %d is not a port", c.Setup.GatewayPort)
 	}
 	return c.Cursor.Validate()
 }
