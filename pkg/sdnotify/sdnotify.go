@@ -55,6 +55,19 @@ func (n *Notifier) Notify(states ...string) error {
 	return err
 }
 
+// Notify sends one state to $NOTIFY_SOCKET, reporting whether it was sent
+// (false, nil outside systemd).
+func Notify(state string) (bool, error) {
+	n := FromEnv()
+	if n == nil {
+		return false, nil
+	}
+	if err := n.Notify(state); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Status returns a STATUS= line.
 func Status(s string) string { return "STATUS=" + strings.ReplaceAll(s, "\n", " ") }
 

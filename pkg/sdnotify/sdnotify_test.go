@@ -150,3 +150,21 @@ func TestKeepalive(t *testing.T) {
 		t.Error("onFail never called")
 	}
 }
+
+func TestNotifyFunc(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	if sent, err := Notify(Ready); sent || err != nil {
+		t.Errorf("outside systemd: %v, %v", sent, err)
+	}
+	name := filepath.Join(t.TempDir(), "notify")
+	c := listen(t, name)
+	t.Setenv("NOTIFY_SOCKET", name)
+	if sent, err := Notify(Stopping); !sent || err != nil {
+		t.Fatalf("%v, %v", sent, err)
+	}
+	buf := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != Stopping {
+		t.Errorf("got %q, %v", buf[:n], err)
+	}
+}
