@@ -171,6 +171,15 @@ func submit(ctx context.Context, cfg client.Config, q queue.Dir, body []byte, ti
 	if !agent.Serving(q) {
 		note("dom0 has no channel open to this VM yet; waiting up to " + cfg.PickupTimeout.String())
 	}
+	if source == client.SourceHostname {
+		// Only a guess (no qubesdb): wait for dom0 to say the name rather
+		// than sign with one it may refuse.
+		note("waiting for dom0 to announce this VM's name")
+		if vm, err = client.WaitAnnounced(ctx, q, cfg.PickupTimeout); err != nil {
+			return client.Result{}, cli.Exit(exitRemote, "daemon not responding: dom0 opened no channel to this VM within %s, and without qubesdb this VM's name is unknown (set vm_name)", cfg.PickupTimeout)
+		}
+		source = "announced by dom0"
+	}
 	start := time.Now()
 	res, err := client.Run(ctx, client.Request{
 		Queue: q, VM: vm, Key: key, Body: body, Timeout: timeout,

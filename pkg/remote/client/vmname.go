@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/qubes-claw/qubes-claw/pkg/remote/proto"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/queue"
 )
@@ -38,7 +40,50 @@ func VMName(ctx context.Context, configured string, q queue.Dir) (name, source s
 		}
 	}
 	if h, err := os.Hostname(); err == nil && proto.ValidVMName(h) {
-		return h, "host name", nil
+		return h, SourceHostname, nil
 	}
 	return "", "", ErrNoVMName
+}
+
+// SourceHostname is the weakest source VMName uses: a guess.
+const SourceHostname = "host name"
+
+// WaitAnnounced waits up to timeout for dom0 to announce this VM's name (the
+// agent writes it when dom0's channel opens) and returns it. The client
+// uses it instead of signing with a guessed name, which dom0 would refuse.
+func WaitAnnounced(ctx context.Context, q queue.Dir, timeout time.Duration) (string, error) {
+	read := func() (string, bool) {
+		b, err := os.ReadFile(q.VMNameFile())
+		s := strings.TrimSpace(string(b))
+		return s, err == nil && proto.ValidVMName(s)
+	}
+	if err := os.MkdirAll(string(q), 0o700); err != nil {
+		return "", err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return "", err
+	}
+	defer w.Close()
+	if err := w.Add(string(q)); err != nil {
+		return "", err
+	}
+	if s, ok := read(); ok {
+		return s, nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-t.C:
+			return "", ErrNoVMName
+		case <-w.Events:
+		case <-w.Errors:
+		}
+		if s, ok := read(); ok {
+			return s, nil
+		}
+	}
 }
