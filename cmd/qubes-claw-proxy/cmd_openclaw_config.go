@@ -12,6 +12,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/cli"
 	"github.com/qubes-claw/qubes-claw/pkg/config"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
 	"github.com/qubes-claw/qubes-claw/pkg/openclaw"
 )
 
@@ -82,6 +83,20 @@ func runOpenclawConfig(_ context.Context, opts *OpenclawConfigOptions) error {
 	}
 	path = string(config.ResolveEnv(config.Path(path)))
 
+	outcome, err := writeOpenclaw(cfg, path, opts.ProviderID, opts.Model, opts.Force, opts.Out)
+	if err != nil {
+		return err
+	}
+	msg := map[openclaw.Outcome]string{openclaw.Created: "wrote", openclaw.Updated: "updated",
+		openclaw.Unchanged: "up to date:", openclaw.Overwritten: "replaced (edited file kept as .bak)"}[outcome]
+	fmt.Fprintf(opts.Out, "%s %s (provider %s, %d models)\n", msg, path, cfg.Provider, len(cfg.ModelsOf(cfg.Provider)))
+	return nil
+}
+
+// writeOpenclaw generates openclaw.json for cfg's provider and writes it,
+// keeping the gateway token of an existing file. An edited file is left
+// alone: the difference goes to out and the error has exit status 3.
+func writeOpenclaw(cfg llmproxy.Config, path, providerID, model string, force bool, out io.Writer) (openclaw.Outcome, error) {
 	var models []openclaw.Model
 	for _, m := range cfg.ModelsOf(cfg.Provider) {
 		models = append(models, openclaw.Model{ID: m.ID, Name: m.Name, Reasoning: m.Reasoning, Images: m.Images,
@@ -92,23 +107,20 @@ func runOpenclawConfig(_ context.Context, opts *OpenclawConfigOptions) error {
 		token = openclaw.GatewayToken(old)
 	}
 	content, err := openclaw.Generate(openclaw.Options{
-		ProviderID: opts.ProviderID, ProxyURL: "http://" + cfg.Listen + "/v1", ProxyToken: cfg.Token.Reveal(),
-		Models: models, DefaultModel: opts.Model, GatewayToken: token,
+		ProviderID: providerID, ProxyURL: "http://" + cfg.Listen + "/v1", ProxyToken: cfg.Token.Reveal(),
+		Models: models, DefaultModel: model, GatewayToken: token,
 	})
 	if err != nil {
-		return cli.Usagef("%v", err)
+		return 0, cli.Usagef("%v", err)
 	}
-	outcome, err := openclaw.Write(path, content, opts.Force)
+	outcome, err := openclaw.Write(path, content, force)
 	var edited *openclaw.EditedError
 	if errors.As(err, &edited) {
-		fmt.Fprintf(opts.Out, "--- %s (edited)\n+++ generated\n%s", path, edited.Diff)
-		return cli.Exit(exitEdited, "%s was edited by hand and is left unchanged; the difference is above. Re-run with --force to replace it (the edited file is kept as %s.bak)", path, path)
+		fmt.Fprintf(out, "--- %s (edited)\n+++ generated\n%s", path, edited.Diff)
+		return 0, cli.Exit(exitEdited, "%s was edited by hand and is left unchanged; the difference is above. Re-run with --force to replace it (the edited file is kept as %s.bak)", path, path)
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
-	msg := map[openclaw.Outcome]string{openclaw.Created: "wrote", openclaw.Updated: "updated",
-		openclaw.Unchanged: "up to date:", openclaw.Overwritten: "replaced (edited file kept as .bak)"}[outcome]
-	fmt.Fprintf(opts.Out, "%s %s (provider %s, %d models)\n", msg, path, cfg.Provider, len(models))
-	return nil
+	return outcome, nil
 }

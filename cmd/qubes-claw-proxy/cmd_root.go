@@ -27,10 +27,15 @@ type globals struct {
 	spec  config.Spec[llmproxy.Config]
 	// getenv reads the environment (tests replace it).
 	getenv func(string) string
+	// run runs system tools (tests replace it).
+	run runner
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{spec: llmproxy.Spec(), getenv: osGetenv}
+func newRootCmd() *cobra.Command { return newRootCmdWith(execRunner) }
+
+// newRootCmdWith builds the command tree with a tool runner.
+func newRootCmdWith(run runner) *cobra.Command {
+	g := &globals{spec: llmproxy.Spec(), getenv: osGetenv, run: run}
 	root := &cobra.Command{
 		Use:   llmproxy.Program,
 		Short: "OpenAI-compatible proxy of the qubes-claw agent VM",
@@ -45,7 +50,7 @@ of the "token" key.` + exitStatusHelp,
 	}
 	g.flags = root.PersistentFlags()
 	g.spec.AddFlags(g.flags)
-	root.AddCommand(newServeCmd(g, nil), newOpenclawConfigCmd(g, nil))
+	root.AddCommand(newServeCmd(g, nil), newOpenclawConfigCmd(g, nil), newSetupCmd(g, nil), newWatchGatewayCmd())
 	return root
 }
 
