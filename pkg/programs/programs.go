@@ -5,6 +5,7 @@
 package programs
 
 import (
+	"github.com/qubes-claw/qubes-claw/installer/plan"
 	"github.com/qubes-claw/qubes-claw/pkg/config"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/client"
@@ -17,5 +18,6 @@ func All() []config.Describer {
 		daemon.Spec(),
 		client.Spec(),
 		llmproxy.Spec(),
+		plan.Spec(),
 	}
 }
