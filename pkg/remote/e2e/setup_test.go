@@ -35,12 +35,13 @@ func dom0Config(m *simtest.Machine, extra string) string {
 			path = v
 		}
 	}
+	if !strings.Contains(extra, "reopen_") {
+		extra = "reopen_min: 100ms\nreopen_max: 2s\n" + extra
+	}
 	return fmt.Sprintf(`exec:
   path: %q
   home: /root
   pass_env: [%s, %s, %s, TMPDIR]
-reopen_min: 100ms
-reopen_max: 2s
 %s`, path, sim.DirEnv, sim.DomainEnv, sim.RootEnv, extra)
 }
 
