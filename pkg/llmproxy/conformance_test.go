@@ -12,61 +12,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/chat"
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/standin"
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
-
-// standIn is a stand-in for the three HTTP providers, replaying the
-// recorded-shape fixtures of the provider packages. The scenario comes from
-// the last user message ("scenario:NAME"), so one server covers every case.
-type standIn struct {
-	mu   sync.Mutex
-	hits map[string]int // by provider
-}
-
-var scenarioRE = regexp.MustCompile(`scenario:([a-z_]+)`)
-
-func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	var req struct {
-		Stream bool `json:"stream"`
-	}
-	_ = json.Unmarshal(body, &req)
-	scenario := "text"
-	if m := scenarioRE.FindSubmatch(body); m != nil {
-		scenario = string(m[1])
-	}
-	var provider, file, ct string
-	switch {
-	case r.URL.Path == "/anthropic/v1/messages":
-		provider, file, ct = "anthropic", "anthropic/testdata/stream_"+scenario+".sse", "text/event-stream"
-	case strings.HasSuffix(r.URL.Path, "/v1/chat/completions"):
-		provider = strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0]
-		if req.Stream {
-			file, ct = "openai/testdata/stream_"+scenario+".sse", "text/event-stream"
-		} else {
-			file, ct = "openai/testdata/response_"+scenario+".json", "application/json"
-		}
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	s.mu.Lock()
-	s.hits[provider]++
-	s.mu.Unlock()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", ct)
-	_, _ = w.Write(b)
-}
 
 func standInConfig(url string) Config {
 	cfg := testConfig()
@@ -109,7 +62,7 @@ func goldenFile(t *testing.T, name string, got []byte) {
 // TestConformance runs each HTTP provider through the whole server against
 // the stand-in and compares the bytes the client receives.
 func TestConformance(t *testing.T) {
-	up := &standIn{hits: map[string]int{}}
+	up := standin.New()
 	ts := httptest.NewServer(up)
 	defer ts.Close()
 	type tc struct {
@@ -174,8 +127,8 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	}
-	if up.hits["openai"] != 4 || up.hits["ollama"] != 4 || up.hits["anthropic"] != 5 {
-		t.Errorf("stand-in hits %v", up.hits)
+	if up.Hits("openai") != 4 || up.Hits("ollama") != 4 || up.Hits("anthropic") != 5 {
+		t.Errorf("stand-in hits openai %d, ollama %d, anthropic %d", up.Hits("openai"), up.Hits("ollama"), up.Hits("anthropic"))
 	}
 }
 
@@ -189,7 +142,7 @@ func TestFallbackAcrossProviders(t *testing.T) {
 			_, _ = io.WriteString(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
 			return
 		}
-		(&standIn{hits: map[string]int{}}).ServeHTTP(w, r)
+		standin.New().ServeHTTP(w, r)
 	}))
 	defer ts.Close()
 	cfg := standInConfig(ts.URL)

@@ -19,7 +19,8 @@ const repoRoot = "../.."
 // unconfigured binaries read no config file: qubes-sim stands in for Qubes'
 // own tools, which take only arguments.
 // qubes-claw-dist is the packager, a build tool in its own module.
-var unconfigured = map[string]bool{"qubes-sim": true, "qubes-claw-dist": true}
+// qubes-claw-standin is the test/demo stand-in provider (flags only; never packaged).
+var unconfigured = map[string]bool{"qubes-sim": true, "qubes-claw-dist": true, "qubes-claw-standin": true}
 
 func descriptions() []config.Description {
 	var out []config.Description
