@@ -97,7 +97,7 @@ func Defaults() Config {
 			Name: "claw-agent", Class: "StandaloneVM", Label: "purple",
 			Memory: 800, MaxMem: 4000, VCPUs: 2, Autostart: true,
 			Tag:         "openclaw-server",
-			Services:    []string{"qubes-claw-proxy", "openclaw-gateway"},
+			Services:    []string{"qubes-claw-proxy", "qubes-claw-gateway"},
 			Description: "OpenClaw agent VM (qubes-claw)",
 		},
 		Clients: Clients{Tag: "openclaw-client"},

@@ -54,7 +54,7 @@ func Hint(err error) string {
 		return "a VM named in the answers does not exist: create it or fix the name, then run again"
 	case errors.Is(err, qubes.ErrNotRunning):
 		return "the VM is not running (or is paused): start it with qvm-start and run again"
-	case errors.Is(err, qubes.ErrNoService):
+	case errors.Is(err, qubes.ErrNoService), exitStatus(err) == 127:
 		return "a program is missing in the VM: install the qubes-claw packages in its template and run again"
 	case errors.Is(err, fs.ErrPermission):
 		return "permission denied: run the installer as root in dom0 (sudo)"
@@ -62,6 +62,14 @@ func Hint(err error) string {
 		return "fix the answers file and run again"
 	}
 	return "fix the cause above and run again: finished steps are skipped, and uninstall undoes them"
+}
+
+func exitStatus(err error) int {
+	var ce *qubes.CommandError
+	if errors.As(err, &ce) {
+		return ce.ExitCode
+	}
+	return -1
 }
 
 // --- VM ---------------------------------------------------------------
