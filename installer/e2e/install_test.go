@@ -34,7 +34,7 @@ func TestInstallFromAnswers(t *testing.T) {
 	out := mustInstall(t, m, "--config", answersPath)
 	contains(t, "install", out, "[3/10] tags on claw-agent ... changed")
 	contains(t, "install", out, "[10/10] qvm-remote key of claw-admin ... changed")
-	checkInstalled(t, m)
+	checkInstalled(t, m, []string{"work"}, false)
 	installed := snapshot(t, m)
 
 	again := mustInstall(t, m, "--config", answersPath)
@@ -56,7 +56,7 @@ func TestInstallFromAnswers(t *testing.T) {
 }
 
 // checkInstalled checks the default plan through the simulated tools.
-func checkInstalled(t *testing.T, m *simtest.Machine) {
+func checkInstalled(t *testing.T, m *simtest.Machine, clients []string, persistent bool) {
 	t.Helper()
 	for _, c := range []struct{ argv, want string }{
 		{"qvm-prefs claw-agent klass", "StandaloneVM"},
@@ -79,13 +79,17 @@ func checkInstalled(t *testing.T, m *simtest.Machine) {
 			t.Errorf("%s: want %q, got %v", c.argv, c.want, r)
 		}
 	}
-	for _, c := range [][2]string{{"claw-agent", "openclaw-server"}, {"work", "openclaw-client"}} {
+	tags := [][2]string{{"claw-agent", "openclaw-server"}}
+	for _, c := range clients {
+		tags = append(tags, [2]string{c, "openclaw-client"})
+	}
+	for _, c := range tags {
 		if r := m.Host("qvm-tags", c[0], "list", c[1]); r.Code != 0 {
 			t.Errorf("%s lacks tag %s: %v", c[0], c[1], r)
 		}
 	}
-	var cfg plan.Config = plan.Defaults()
-	cfg.Clients.VMs = []string{"work"}
+	cfg := plan.Defaults()
+	cfg.Clients.VMs = clients
 	policy, err := os.ReadFile(m.Sim.Path(sim.Dom0, "/etc/qubes/policy.d/40-qubes-claw-install.policy"))
 	if err != nil || string(policy) != string(plan.RenderPolicy(&cfg)) {
 		t.Errorf("policy file: %v\n%s", err, policy)
@@ -96,8 +100,8 @@ func checkInstalled(t *testing.T, m *simtest.Machine) {
 	if vmKey.Code != 0 || err != nil || strings.TrimSpace(vmKey.Stdout) != strings.TrimSpace(string(stored)) {
 		t.Errorf("stored key %q (%v), the VM's %v", stored, err, vmKey)
 	}
-	if r := m.Dom0("systemctl is-enabled qvm-remote-dom0.service"); r.Code == 0 {
-		t.Errorf("qvm-remote-dom0 enabled without acceptance: %v", r)
+	if got := enabled(m); got != persistent {
+		t.Errorf("qvm-remote-dom0 enabled: %v, want %v", got, persistent)
 	}
 }
 
