@@ -10,6 +10,7 @@ import (
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/client"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/daemon"
+	"github.com/qubes-claw/qubes-claw/pkg/webadmin"
 )
 
 // All returns the spec of every configurable program, in documentation order.
@@ -19,5 +20,6 @@ func All() []config.Describer {
 		client.Spec(),
 		llmproxy.Spec(),
 		plan.Spec(),
+		webadmin.Spec(),
 	}
 }
