@@ -49,6 +49,16 @@ qvm-prefs alone autostart true
 qvm-shutdown --wait alone
 qvm-remove -f app
 `},
+	{name: "installer", script: `
+qvm-create --class TemplateVM --label black itpl
+"$BIN/qubes-sim" install "$DIR" itpl "$BIN/qvm-remote:/usr/bin/qvm-remote:755"
+qvm-create --template itpl --label red iwork
+printf 'agent:\n  template: itpl\nclients:\n  vms: [iwork]\n' > "$DIR/domains/dom0/fs/home/user/answers.yaml"
+"$BIN/qubes-claw-install" --config /home/user/answers.yaml --dry-run
+"$BIN/qubes-claw-install" --config /home/user/answers.yaml
+"$BIN/qubes-claw-install" --config /home/user/answers.yaml
+"$BIN/qubes-claw-install" uninstall --remove-vms --config /home/user/answers.yaml
+`},
 }
 
 // writeSyscall matches the syscalls that create or change a filesystem
