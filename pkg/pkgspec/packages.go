@@ -153,8 +153,17 @@ func All() []Package {
 				// Our own service name, never core's qubes.ConnectTCP path.
 				{Kind: Symlink, Source: "/usr/bin/qubes-claw-connect", Dest: rpcDir + "/qubes-claw.Connect", With: "qubes-claw-connect"},
 				{Kind: Binary, Source: "qubes-claw-proxy", Dest: "/usr/bin/qubes-claw-proxy", Mode: 0o755},
-				// The proxy's and gateway's user units and the example provider
-				// configs join here once issue 5 lands their sources.
+				// User units, default rendering of pkg/vmsetup (setup writes its own
+				// copy to ~/.config/systemd/user); never enabled by the package:
+				// setup enables them, gated on the Qubes service flags.
+				{Kind: File, Source: "configs/systemd/qubes-claw-proxy.service", Dest: userUnitDir + "/qubes-claw-proxy.service", Mode: 0o644, With: "qubes-claw-proxy"},
+				{Kind: File, Source: "configs/systemd/qubes-claw-gateway.service", Dest: userUnitDir + "/qubes-claw-gateway.service", Mode: 0o644, With: "qubes-claw-proxy"},
+				{Kind: Dir, Dest: "/usr/share/doc/qubes-claw-vm", Mode: 0o755, With: "qubes-claw-proxy"},
+				{Kind: Dir, Dest: "/usr/share/doc/qubes-claw-vm/examples", Mode: 0o755, With: "qubes-claw-proxy"},
+				{Kind: File, Source: "configs/examples/qubes-claw-proxy-openai.yaml", Dest: "/usr/share/doc/qubes-claw-vm/examples/qubes-claw-proxy-openai.yaml", Mode: 0o644, With: "qubes-claw-proxy"},
+				{Kind: File, Source: "configs/examples/qubes-claw-proxy-anthropic.yaml", Dest: "/usr/share/doc/qubes-claw-vm/examples/qubes-claw-proxy-anthropic.yaml", Mode: 0o644, With: "qubes-claw-proxy"},
+				{Kind: File, Source: "configs/examples/qubes-claw-proxy-ollama.yaml", Dest: "/usr/share/doc/qubes-claw-vm/examples/qubes-claw-proxy-ollama.yaml", Mode: 0o644, With: "qubes-claw-proxy"},
+				{Kind: File, Source: "configs/examples/qubes-claw-proxy-cursor.yaml", Dest: "/usr/share/doc/qubes-claw-vm/examples/qubes-claw-proxy-cursor.yaml", Mode: 0o644, With: "qubes-claw-proxy"},
 			},
 			Depends: []Dep{
 				{Name: "qubes-core-qrexec-vm", Why: "the qrexec agent runs our service; owns /etc/qubes-rpc", Only: RPM},
