@@ -140,6 +140,14 @@ func CreateMachine(dir string, info Info) (*Machine, error) {
 	if err := os.WriteFile(m.Path(Dom0, "/usr/lib/systemd/system/qubes-vm@.service"), []byte(autostartUnit), 0o644); err != nil {
 		return nil, fmt.Errorf("create machine: %w", err)
 	}
+	// qubes-core-admin ships qubesd.service, enabled by its preset; dom0
+	// units order themselves After= it and may Require= it (qubes.md §6).
+	if err := os.WriteFile(m.Path(Dom0, "/usr/lib/systemd/system/qubesd.service"), []byte(qubesdUnit), 0o644); err != nil {
+		return nil, fmt.Errorf("create machine: %w", err)
+	}
+	if err := os.Symlink("/usr/lib/systemd/system/qubesd.service", m.Path(Dom0, "/etc/systemd/system/multi-user.target.wants/qubesd.service")); err != nil {
+		return nil, fmt.Errorf("create machine: %w", err)
+	}
 	// The state is written under the lock like every later update, so a
 	// concurrent reader never sees a half-made machine.
 	if err := m.locked(unix.LOCK_EX, func() error { return m.writeState(st) }); err != nil {
@@ -322,7 +330,26 @@ func (m *Machine) ResetVolatile(st *State, d *Domain) error {
 	if err := os.Mkdir(run, 0o755); err != nil {
 		return fmt.Errorf("reset %s: %w", d.Name, err)
 	}
-	return os.Chmod(run, 0o755)
+	if err := os.Chmod(run, 0o755); err != nil {
+		return err
+	}
+	if d.Class == AdminVM {
+		// tmpfiles-qubes.conf recreates dom0's /run/qubes at every boot:
+		// qrexec sockets and runtime policy live there.
+		if err := makeSkeleton(root, []struct {
+			path string
+			mode fs.FileMode
+		}{{"run/qubes", 0o770 | fs.ModeSetgid}}); err != nil {
+			return fmt.Errorf("reset %s: %w", d.Name, err)
+		}
+	}
+	// TMPDIR of every process points at the domain's /tmp (DomainEnv): it
+	// must exist, even in a StandaloneVM cloned from a root without one.
+	tmp := filepath.Join(root, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("reset %s: %w", d.Name, err)
+	}
+	return os.Chmod(tmp, 0o777|fs.ModeSticky)
 }
 
 // skipPersistent leaves out a template's private parts (and its /run) when

@@ -23,6 +23,12 @@ const (
 	DomainEnv = "QUBES_SIM_DOMAIN"
 	// RootEnv is the filesystem root of the domain (see config.RootEnv).
 	RootEnv = "QUBES_CLAW_ROOT"
+	// SpawnedEnv holds the machine directory in every process a supervisor
+	// or a unit starts, and so in their descendants. Unlike DirEnv it is not
+	// part of `qubes-sim env`: a dom0 shell on the host or a test's own
+	// commands never carry it, so Shutdown can kill exactly the processes
+	// that do (orphans of a killed supervisor included).
+	SpawnedEnv = "QUBES_SIM_SPAWNED"
 )
 
 // Dom0 is the admin domain's name.

@@ -81,6 +81,9 @@ func Main(argv []string, stdio Stdio) int {
 	if t, ok := tools()[name]; ok {
 		return runTool(ctx, t, name, argv[1:], stdio)
 	}
+	if name == qubesdName {
+		return runQubesd(ctx)
+	}
 	return runSim(ctx, argv[1:], stdio)
 }
 

@@ -11,6 +11,10 @@ var runtimeTools = map[string]tool{
 	"qvm-unpause":      qvmPause,
 	"qrexec-client":    qrexecClient,
 	"qrexec-client-vm": qrexecClientVM,
+	// Linked under the names qubes-core-qubesdb installs.
+	"qubesdb-read":      qubesdbCmd,
+	"qubesdb-multiread": qubesdbCmd,
+	"qubesdb-list":      qubesdbCmd,
 }
 
 // vmOnlyTools exist only inside VMs (qubes-core-agent); every other qvm-*,
@@ -21,6 +25,8 @@ var vmOnlyTools = map[string]bool{
 	"qvm-connect-tcp":      true,
 	"qvm-features-request": true,
 	"qubesdb-read":         true,
+	"qubesdb-multiread":    true,
+	"qubesdb-list":         true,
 	"qubesdb-write":        true,
 }
 

@@ -196,6 +196,13 @@ func (m *Machine) LinkTools() error {
 			}
 		}
 	}
+	// qubesd, beside dom0's tools: where /usr/bin/qubesd of qubesd.service
+	// resolves (see runQubesd). Not a tool: it logs no invocation.
+	qd := filepath.Join(m.Dom0BinDir(), qubesdName)
+	os.Remove(qd)
+	if err := os.Symlink(exe, qd); err != nil {
+		return fmt.Errorf("link %s: %w", qubesdName, err)
+	}
 	return nil
 }
 
@@ -233,8 +240,9 @@ func (m *Machine) Boot() error {
 }
 
 // Shutdown stops every domain, VMs first and dom0 last, waits until all
-// their processes are gone, and kills any supervisor of this machine that
-// would not stop.
+// their processes are gone, kills any supervisor of this machine that
+// would not stop and every process the machine started that outlived its
+// supervisor (see killStrays).
 func (m *Machine) Shutdown() error {
 	st, err := m.Load()
 	if err != nil {
@@ -265,6 +273,12 @@ func (m *Machine) Shutdown() error {
 	}
 	for _, pid := range m.supervisorPids() {
 		unix.Kill(pid, unix.SIGKILL)
+	}
+	// What a killed supervisor left: processes re-parented away from it,
+	// and its qrexec socket in dom0.
+	m.killStrays("")
+	for _, n := range st.Names() {
+		m.removeStaleQrexecSocket(n)
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -52,6 +53,7 @@ type Supervisor struct {
 	stopped  chan struct{} // closed when every descendant is gone
 	ln       *net.UnixListener
 	alive    *os.File
+	qrexecLn *net.UnixListener // dom0's /run/qubes/qrexec.DOMAIN (VMs only)
 }
 
 type supProc struct {
@@ -208,6 +210,14 @@ func (s *Supervisor) boot() error {
 	if err != nil {
 		return err
 	}
+	// After the Update: a state reader that found the previous
+	// supervisor dead and removes its stale socket (reconcilePower) holds
+	// the state lock, so it cannot remove this one.
+	if s.Domain != Dom0 {
+		if err := s.listenQrexec(); err != nil {
+			return err
+		}
+	}
 	for _, h := range DomainHooks.Start {
 		if err := h(s); err != nil {
 			return fmt.Errorf("boot %s: %w", s.Domain, err)
@@ -219,6 +229,12 @@ func (s *Supervisor) boot() error {
 // finish marks the domain halted and removes the runtime files. The alive
 // lock goes last, with the process.
 func (s *Supervisor) finish() {
+	// The qrexec socket goes before the domain is Halted, as when
+	// qrexec-daemon exits with its domain.
+	if s.qrexecLn != nil {
+		s.qrexecLn.Close()
+		os.Remove(s.M.QrexecSocket(s.Domain))
+	}
 	_ = s.M.Update(func(st *State) error {
 		if d := st.Domain(s.Domain); d != nil {
 			d.Power = Halted
@@ -227,6 +243,59 @@ func (s *Supervisor) finish() {
 	})
 	os.Remove(s.M.sockPath(s.Domain))
 	os.Remove(s.M.pidPath(s.Domain))
+}
+
+// QrexecSocket is the host path of dom0's /var/run/qubes/qrexec.DOMAIN, the
+// socket qrexec-daemon listens on while domain runs (qubes.md §1.6).
+func (m *Machine) QrexecSocket(domain string) string {
+	return m.Path(Dom0, "/run/qubes/qrexec."+domain)
+}
+
+// listenQrexec creates the domain's qrexec socket in dom0, as qrexec-daemon
+// does when the VM starts. It is a real listening socket owned by the
+// supervisor: while the domain runs a connect succeeds (the connection is
+// closed at once: the simulated qrexec-client talks to the supervisor, not
+// qrexec's protocol); once the supervisor is gone, killed included, a
+// connect is refused. A killed supervisor's socket file is removed by the
+// next state read (reconcilePower), start of the domain or machine
+// shutdown.
+func (s *Supervisor) listenQrexec() error {
+	p := s.M.QrexecSocket(s.Domain)
+	dir := filepath.Dir(p)
+	if _, err := os.Stat(dir); err != nil {
+		if err := makeSkeleton(s.M.Root(Dom0), []struct {
+			path string
+			mode fs.FileMode
+		}{{"run/qubes", 0o770 | fs.ModeSetgid}}); err != nil {
+			return fmt.Errorf("qrexec socket: %w", err)
+		}
+	}
+	os.Remove(p)
+	ln, err := listenUnix("unix", p)
+	if err != nil {
+		return fmt.Errorf("qrexec socket: %w", err)
+	}
+	// create_qrexec_socket: mode 0777, the directory restricts access.
+	os.Chmod(p, 0o777)
+	s.qrexecLn = ln
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return nil
+}
+
+// removeStaleQrexecSocket removes the qrexec socket of a domain whose
+// supervisor died without cleaning up.
+func (m *Machine) removeStaleQrexecSocket(domain string) {
+	if domain != Dom0 && !m.Alive(domain) {
+		os.Remove(m.QrexecSocket(domain))
+	}
 }
 
 func (s *Supervisor) acceptLoop() {
@@ -387,24 +456,33 @@ func (s *Supervisor) peerDomain(c *net.UnixConn) (dom string, isSupervisor bool,
 	if cerr != nil {
 		return "", false, cerr
 	}
-	self := os.Getpid()
-	pid := int(cred.Pid)
+	dom, depth, err := s.M.domainOfPid(int(cred.Pid), os.Getpid(), s.Domain)
+	return dom, err == nil && depth == 0, err
+}
+
+// domainOfPid walks pid's ancestry up to the nearest supervisor of m and
+// returns that supervisor's domain and how many parents up it was (0: pid
+// is the supervisor). self, when met on the way, is known to serve
+// selfDomain without reading its cmdline. A process under no supervisor
+// is dom0's (depth -1). The ancestry is what identifies a caller: a process
+// cannot change it, whatever its environment says.
+func (m *Machine) domainOfPid(pid, self int, selfDomain string) (string, int, error) {
 	for depth := 0; pid > 1 && depth < 256; depth++ {
 		if pid == self {
-			return s.Domain, depth == 0, nil
+			return selfDomain, depth, nil
 		}
 		ppid, comm, err := procStat(pid)
 		if err != nil {
-			return "", false, fmt.Errorf("identify peer: %w", err)
+			return "", 0, fmt.Errorf("identify peer: %w", err)
 		}
 		if comm == supervisorComm {
-			if d := s.M.supervisorDomain(pid); d != "" {
-				return d, depth == 0, nil
+			if d := m.supervisorDomain(pid); d != "" {
+				return d, depth, nil
 			}
 		}
 		pid = ppid
 	}
-	return Dom0, false, nil
+	return Dom0, -1, nil
 }
 
 // serve handles one connection.
@@ -601,7 +679,7 @@ func (s *Supervisor) start(req request, stdio []*os.File, extraEnv ...string) (*
 	if user == "" || user == "DEFAULT" {
 		user = s.defaultUser()
 	}
-	env := mergeEnv(s.M.DomainEnv(s.Domain, user), append(extraEnv, req.Env...)...)
+	env := mergeEnv(s.M.spawnEnv(s.Domain, user), append(extraEnv, req.Env...)...)
 	cwd := envValue(env, "HOME")
 	if req.Dir != "" {
 		if p, err := s.M.ResolveInRoot(s.Domain, req.Dir); err == nil {

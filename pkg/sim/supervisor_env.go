@@ -52,6 +52,12 @@ func (m *Machine) DomainEnv(domain, user string) []string {
 	}
 }
 
+// spawnEnv is DomainEnv plus the SpawnedEnv marker: the environment of a
+// process the machine itself starts.
+func (m *Machine) spawnEnv(domain, user string) []string {
+	return append(m.DomainEnv(domain, user), SpawnedEnv+"="+m.Dir)
+}
+
 // mergeEnv returns base with every KEY=VALUE of extra replacing the same key.
 func mergeEnv(base []string, extra ...string) []string {
 	out := make([]string, 0, len(base)+len(extra))

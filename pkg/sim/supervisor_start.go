@@ -53,6 +53,12 @@ func (m *Machine) StartDomain(domain string) error {
 		if st.Domain(domain) == nil {
 			return fmt.Errorf("%w: %q", ErrNoDomain, domain)
 		}
+		if _, err := os.Stat(m.pidPath(domain)); err == nil {
+			// The last supervisor died without finishing (its pid file
+			// stayed): the domain was destroyed, so are its strays.
+			m.killStrays(domain)
+			m.removeStaleQrexecSocket(domain)
+		}
 		return m.startSupervisor(domain)
 	})
 }
@@ -216,6 +222,7 @@ func (m *Machine) reconcilePower(st *State) {
 		}
 		if _, err := os.Stat(m.alivePath(name)); err == nil && !m.Alive(name) {
 			d.Power = Halted
+			m.removeStaleQrexecSocket(name)
 		}
 	}
 }

@@ -607,7 +607,7 @@ func (r *runner) userName() string {
 func (r *runner) env() ([]string, error) {
 	u := r.u
 	user := r.userName()
-	base := r.g.m.DomainEnv(r.g.domain, user)
+	base := r.g.m.spawnEnv(r.g.domain, user)
 	if r.g.user == "" && u.User == "" {
 		var kept []string
 		for _, kv := range base {

@@ -406,8 +406,11 @@ func (u *unit) set(section, key, v string) error {
 			appendList(&u.Before, v, true)
 		case "Wants":
 			appendList(&u.Wants, v, true)
-		case "Requires", "BindsTo", "Requisite":
+		case "Requires", "BindsTo", "BindTo", "Requisite":
 			appendList(&u.Requires, v, true)
+		case "RequiresOverridable", "RequisiteOverridable":
+			appendList(&u.Requires, v, true)
+			return fmt.Errorf("Unit dependency type %s is obsolete, replacing by %s, please update your unit file", key, strings.TrimSuffix(key, "Overridable"))
 		case "StartLimitBurst":
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -420,23 +423,19 @@ func (u *unit) set(section, key, v string) error {
 				return fmt.Errorf("Failed to parse %s=%s, ignoring: %v", key, v, err)
 			}
 			u.StartLimitInterval = d
-		case "Documentation", "Conflicts", "PartOf", "Upholds", "OnFailure", "OnSuccess", "DefaultDependencies",
-			"RefuseManualStart", "RefuseManualStop", "StopWhenUnneeded", "IgnoreOnIsolate", "JobTimeoutSec",
-			"SourcePath", "CollectMode", "PropagatesReloadTo", "ReloadPropagatedFrom", "JoinsNamespaceOf", "RequiresMountsFor", "WantsMountsFor":
-			// Known to systemd; no effect in the simulator.
 		default:
-			if c, ok := parseCondition(key, v); ok {
+			if c, ok := parseCondition(key, v); ok && systemdKnowsKey(section, key) {
 				if v == "" {
 					u.Conditions = nil
 					return nil
 				}
-				if !knownConditions[c.Key] {
+				if !knownCondition(c.Key) {
 					return fmt.Errorf("%s is not evaluated by the simulator (treated as met)", key)
 				}
 				u.Conditions = append(u.Conditions, c)
 				return nil
 			}
-			return fmt.Errorf("Unknown key name '%s' in section '%s', ignoring.", key, section)
+			return unknownOrIgnored(section, key)
 		}
 	case "Service":
 		switch key {
@@ -513,24 +512,12 @@ func (u *unit) set(section, key, v string) error {
 				return fmt.Errorf("Failed to parse mode value, ignoring: %s", v)
 			}
 			u.RuntimeDirMode = fs.FileMode(m)
-		case "StartLimitBurst", "StartLimitIntervalSec":
-			// Accepted in [Service] by old systemd; moved to [Unit].
+		case "StartLimitBurst", "StartLimitInterval":
+			// Compatibility names in [Service]; the settings moved to [Unit]
+			// (StartLimitIntervalSec never was a [Service] key).
 			return u.set("Unit", key, v)
-		case "KillMode", "KillSignal", "SendSIGKILL", "PIDFile", "ExecReload", "SuccessExitStatus", "RestartPreventExitStatus",
-			"NotifyAccess", "WatchdogSec", "StandardOutput", "StandardError", "StandardInput", "SyslogIdentifier",
-			"StateDirectory", "CacheDirectory", "LogsDirectory", "ConfigurationDirectory", "StateDirectoryMode",
-			"UMask", "Nice", "LimitNOFILE", "PrivateTmp", "ProtectSystem", "ProtectHome", "NoNewPrivileges",
-			"DynamicUser", "SupplementaryGroups", "CapabilityBoundingSet", "AmbientCapabilities", "ReadWritePaths",
-			"ReadOnlyPaths", "PrivateDevices", "PrivateNetwork", "RestrictAddressFamilies", "SystemCallFilter",
-			"MemoryMax", "CPUQuota", "TasksMax", "OOMScoreAdjust", "Slice", "Delegate", "GuessMainPID", "TimeoutAbortSec",
-			"RestartSteps", "RestartMaxDelaySec", "FileDescriptorStoreMax", "LockPersonality", "ProtectKernelTunables",
-			"ProtectKernelModules", "ProtectControlGroups", "RestrictRealtime", "RestrictNamespaces", "MemoryDenyWriteExecute",
-			"RemoveIPC", "ProtectClock", "ProtectHostname", "ProtectKernelLogs", "SystemCallArchitectures", "PrivateUsers",
-			"DevicePolicy", "DeviceAllow", "IPAddressDeny", "IPAddressAllow", "LoadCredential", "SetCredential", "PAMName",
-			"TTYPath", "RuntimeDirectoryPreserve", "BusName", "ExitType", "OOMPolicy", "ExecCondition":
-			// Known to systemd; no effect in the simulator.
 		default:
-			return fmt.Errorf("Unknown key name '%s' in section '%s', ignoring.", key, section)
+			return unknownOrIgnored(section, key)
 		}
 	case "Install":
 		switch key {
@@ -544,7 +531,7 @@ func (u *unit) set(section, key, v string) error {
 			appendList(&u.Also, v, true)
 		case "DefaultInstance":
 		default:
-			return fmt.Errorf("Unknown key name '%s' in section '%s', ignoring.", key, section)
+			return unknownOrIgnored(section, key)
 		}
 	default:
 		if strings.HasPrefix(section, "X-") {
@@ -555,11 +542,29 @@ func (u *unit) set(section, key, v string) error {
 	return nil
 }
 
-// knownConditions are the Condition*/Assert* keys the simulator evaluates.
-var knownConditions = map[string]bool{
-	"PathExists": true, "PathExistsGlob": true, "PathIsDirectory": true, "PathIsSymbolicLink": true,
-	"FileNotEmpty": true, "DirectoryNotEmpty": true, "FileIsExecutable": true, "KernelCommandLine": true,
-	"User": true, "Host": true, "Virtualization": true,
+// unknownOrIgnored is the outcome of a key the simulator does not act on:
+// nothing for a key systemd knows (systemd_keys.go), systemd's warning for
+// a removed or an unknown one.
+func unknownOrIgnored(section, key string) error {
+	switch {
+	case systemdLegacyKey(section, key):
+		return fmt.Errorf("Support for option %s= has been removed and it is ignored", key)
+	case systemdKnowsKey(section, key):
+		return nil
+	}
+	return fmt.Errorf("Unknown key name '%s' in section '%s', ignoring.", key, section)
+}
+
+// knownCondition reports whether the simulator evaluates the Condition*/
+// Assert* check named c (a switch, not a map: no start-up cost).
+func knownCondition(c string) bool {
+	switch c {
+	case "PathExists", "PathExistsGlob", "PathIsDirectory", "PathIsSymbolicLink",
+		"FileNotEmpty", "DirectoryNotEmpty", "FileIsExecutable", "KernelCommandLine",
+		"User", "Host", "Virtualization":
+		return true
+	}
+	return false
 }
 
 func parseCondition(key, v string) (condition, bool) {

@@ -4,6 +4,17 @@
 // at cleanup with a check that no simulator process outlives it.
 //
 // E2E tests call testing.Short() and skip; New does it for them.
+//
+// Paths: a domain's processes run on the host without a chroot (outside
+// isolation mode and inside it), so an absolute path such as /tmp/x or
+// /root/.config written by a command in a VM lands on the REAL host,
+// shared by every test. Use ~/ (HOME), $TMPDIR (mktemp) or
+// $QUBES_CLAW_ROOT-prefixed paths in commands, and Machine.Sim.Path for
+// host-side checks: those point into the domain's root (see pkg/sim).
+//
+// Cleanup runs `qubes-sim shutdown`, which also kills processes the machine
+// started that outlived a killed supervisor, then fails the test if any
+// process of the machine is left.
 package simtest
 
 import (
