@@ -110,7 +110,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", CSP)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		// Not no-referrer: under it browsers send "Origin: null" with form
+		// posts, which checkPost must refuse.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
@@ -226,7 +228,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) partial(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "overview", s.data(w, r))
+	s.render(w, http.StatusOK, "partial", s.data(w, r))
 }
 
 func (s *Server) render(w http.ResponseWriter, code int, name string, d any) {
@@ -400,6 +402,17 @@ var funcs = template.FuncMap{
 		return d.Round(time.Second).String()
 	},
 	"query": url.QueryEscape,
+	"bytes": func(n int64) string {
+		switch {
+		case n < 1<<10:
+			return strconv.FormatInt(n, 10) + " B"
+		case n < 1<<20:
+			return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
+		case n < 1<<30:
+			return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
+		}
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + " GiB"
+	},
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {

@@ -72,9 +72,13 @@ func newPanel(t *testing.T) *panel {
 			UnitStatus: UnitStatus{Unit: "qvm-remote-dom0.service", Active: "active", Enabled: "disabled"},
 			Authorized: []AuthorizedVM{{VM: "work", Fingerprint: "SHA256:0123456789abcdef", State: "Running"}},
 		},
-		Agent:  AgentStatus{VM: "agent", State: "Running", Tags: []string{"openclaw-server"}, Services: map[string]bool{"qubes-claw-proxy": true}},
-		Tunnel: UnitStatus{Unit: "qubes-claw-tunnel.service", Active: "active", Enabled: "enabled"},
-		Proxy:  ProbeStatus{URL: "http://127.0.0.1:32125/health", OK: true, Status: "healthy", Provider: "openai"},
+		Agent: AgentStatus{VM: "agent", State: "Running", Tags: []string{"openclaw-server"}, Services: map[string]bool{"qubes-claw-proxy": true}},
+		Tunnel: TunnelsStatus{UnitStatus: UnitStatus{Unit: "qubes-claw-tunnel.service", Active: "active", Enabled: "enabled"},
+			Tunnels: []TunnelState{
+				{Name: "proxy", Listen: "127.0.0.1:32125", VM: "agent", Port: 32125, Listening: true, VMReachable: true, VMState: "Running", Active: 2, BytesIn: 2048, BytesOut: 5 << 20},
+				{Name: "gateway", Listen: "127.0.0.1:18789", VM: "agent", Port: 18789, Listening: true, VMReachable: false, DownReason: "VM is not running", LastError: "qrexec: refused"},
+			}},
+		Proxy: ProbeStatus{URL: "http://127.0.0.1:32125/health", OK: true, Status: "healthy", Provider: "openai"},
 	}}
 	feed := NewFeed(100)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -149,7 +153,7 @@ func TestEndpoints(t *testing.T) {
 		want        []string
 	}{
 		{"/", "text/html", []string{"qvm-remote", "SHA256:0123456789abcdef", "transient", "qvm-remote-dom0 enable", "/static/app.js", "openai"}},
-		{"/partial/overview", "text/html", []string{`id="remote"`, "agent", "openclaw-server", "healthy"}},
+		{"/partial/overview", "text/html", []string{`id="remote"`, "agent", "openclaw-server", "healthy", `data-tunnel="proxy"`, "5.0 MiB", "VM is not running"}},
 		{"/api/state", "application/json", []string{`"fingerprint":"SHA256:0123456789abcdef"`, `"history":[]`}},
 		{"/revoke?vm=work", "text/html", []string{"Revoke <span class=\"mono\">work</span>?", `name="confirm"`, "SHA256:0123456789abcdef"}},
 		{"/static/app.js", "text/javascript", []string{"EventSource"}},

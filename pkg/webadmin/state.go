@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -18,12 +19,12 @@ import (
 
 // Overview is everything the page shows, gathered in one pass.
 type Overview struct {
-	Time    time.Time    `json:"time"`
-	Remote  RemoteStatus `json:"remote"`
-	Agent   AgentStatus  `json:"agent"`
-	Tunnel  UnitStatus   `json:"tunnel"`
-	Proxy   ProbeStatus  `json:"proxy"`
-	Gateway ProbeStatus  `json:"gateway"`
+	Time    time.Time     `json:"time"`
+	Remote  RemoteStatus  `json:"remote"`
+	Agent   AgentStatus   `json:"agent"`
+	Tunnel  TunnelsStatus `json:"tunnel"`
+	Proxy   ProbeStatus   `json:"proxy"`
+	Gateway ProbeStatus   `json:"gateway"`
 }
 
 // UnitStatus is a systemd unit's state.
@@ -69,6 +70,41 @@ type AgentStatus struct {
 	// Services are the qvm-service flags (features named service.X).
 	Services map[string]bool `json:"services"`
 	Err      string          `json:"error,omitempty"`
+}
+
+// TunnelsStatus is the tunnel daemon and, while it runs, each tunnel.
+type TunnelsStatus struct {
+	UnitStatus
+	Tunnels []TunnelState `json:"tunnels"`
+	// StatusErr is why the control socket gave no status.
+	StatusErr string `json:"status_error,omitempty"`
+}
+
+// TunnelState is one tunnel as qubes-claw-tunnel's control socket reports
+// it (the fields of its JSON the page shows; the rest is ignored, so the
+// daemon may add more).
+type TunnelState struct {
+	Name        string    `json:"name"`
+	Listen      string    `json:"listen"`
+	VM          string    `json:"vm"`
+	Port        int       `json:"port"`
+	Listening   bool      `json:"listening"`
+	VMReachable bool      `json:"vm_reachable"`
+	DownReason  string    `json:"down_reason,omitempty"`
+	Active      int       `json:"active"`
+	Total       int64     `json:"total"`
+	BytesIn     int64     `json:"bytes_in"`
+	BytesOut    int64     `json:"bytes_out"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// VMState is the VM's power state from qvm-ls, next to the daemon's
+	// own view (which only changes when a channel fails).
+	VMState string `json:"vm_state,omitempty"`
+}
+
+// Up reports whether the tunnel can carry a connection now.
+func (t TunnelState) Up() bool {
+	return t.Listening && t.VMReachable && (t.VMState == "" || t.VMState == "Running")
 }
 
 // Running reports whether the agent VM runs.
@@ -164,7 +200,8 @@ func (s *System) gather(ctx context.Context) Overview {
 	var states map[string]string
 	var statesErr error
 	run(func() { o.Remote.UnitStatus = s.unit(ctx, s.Cfg.Remote.Unit) })
-	run(func() { o.Tunnel = s.unit(ctx, s.Cfg.Tunnel.Unit) })
+	run(func() { o.Tunnel.UnitStatus = s.unit(ctx, s.Cfg.Tunnel.Unit) })
+	run(func() { o.Tunnel.Tunnels, o.Tunnel.StatusErr = s.tunnels(ctx) })
 	run(func() { o.Proxy = s.probe(ctx, s.Cfg.Proxy.URL) })
 	run(func() { o.Gateway = s.probe(ctx, s.Cfg.Gateway.URL) })
 	run(func() { states, statesErr = s.vmStates(ctx) })
@@ -191,6 +228,9 @@ func (s *System) gather(ctx context.Context) Overview {
 			}
 		}
 		o.Remote.Authorized = append(o.Remote.Authorized, a)
+	}
+	for i := range o.Tunnel.Tunnels {
+		o.Tunnel.Tunnels[i].VMState = states[o.Tunnel.Tunnels[i].VM]
 	}
 	if o.Agent.VM != "" && o.Agent.Err == "" {
 		if st, ok := states[o.Agent.VM]; ok {
@@ -228,6 +268,27 @@ func (s *System) unit(ctx context.Context, unit string) UnitStatus {
 		}
 	}
 	return u
+}
+
+// tunnels reads the tunnel daemon's status from its control socket: it
+// answers each connection with one JSON document and closes.
+func (s *System) tunnels(ctx context.Context) ([]TunnelState, string) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", string(s.Cfg.Tunnel.Socket))
+	if err != nil {
+		return nil, "no status: " + err.Error()
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	var st struct {
+		Tunnels []TunnelState `json:"tunnels"`
+	}
+	if err := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&st); err != nil {
+		return nil, "bad status from " + string(s.Cfg.Tunnel.Socket) + ": " + err.Error()
+	}
+	return st.Tunnels, ""
 }
 
 // vmStates reads every qube's power state in one qvm-ls call.

@@ -20,14 +20,19 @@
   let busy = false;
   async function reload() {
     // Do not replace the fragment under a user choosing something in it.
-    if (busy || overview.contains(document.activeElement) && document.activeElement !== document.body) return;
+    if (busy || overview.contains(document.activeElement)) return;
     busy = true;
     try {
       const r = await fetch("/partial/overview", { credentials: "same-origin", cache: "no-store" });
       if (!r.ok) throw new Error(r.status);
-      const html = await r.text();
-      const openDetails = [...overview.querySelectorAll("details[open]")].map((d) => d.closest("section")?.id);
-      overview.innerHTML = html;
+      const tpl = document.createElement("template");
+      tpl.innerHTML = await r.text();
+      const openDetails = [...document.querySelectorAll("details[open]")].map((d) => d.closest("section")?.id);
+      // The fragment holds each [data-part] element again, re-rendered.
+      for (const part of tpl.content.querySelectorAll("[data-part]")) {
+        const cur = document.getElementById(part.id);
+        if (cur) cur.replaceChildren(...part.childNodes);
+      }
       for (const id of openDetails) {
         const d = id && document.querySelector("#" + id + " details");
         if (d) d.open = true;
