@@ -7,9 +7,11 @@ package programs
 import (
 	"github.com/qubes-claw/qubes-claw/installer/plan"
 	"github.com/qubes-claw/qubes-claw/pkg/config"
+	"github.com/qubes-claw/qubes-claw/pkg/connect"
 	"github.com/qubes-claw/qubes-claw/pkg/llmproxy"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/client"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/daemon"
+	"github.com/qubes-claw/qubes-claw/pkg/tunnel"
 	"github.com/qubes-claw/qubes-claw/pkg/webadmin"
 )
 
@@ -21,5 +23,7 @@ func All() []config.Describer {
 		llmproxy.Spec(),
 		plan.Spec(),
 		webadmin.Spec(),
+		tunnel.Spec(),
+		connect.Spec(),
 	}
 }

@@ -1,0 +1,255 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors of Handle; each means no connection was made.
+var (
+	// ErrBadArgument: the call's argument is not a port number.
+	ErrBadArgument = errors.New("malformed port argument")
+	// ErrNotAllowed: the port is not in the allow-list.
+	ErrNotAllowed = errors.New("port not allowed")
+	// ErrConnect: 127.0.0.1:PORT could not be reached.
+	ErrConnect = errors.New("cannot connect")
+	// ErrNoFirstByte: the caller sent nothing within first_byte_timeout.
+	ErrNoFirstByte = errors.New("no data from the caller")
+)
+
+// bufSize is the copy buffer: large enough that bulk transfers cost few
+// system calls per pipe refill.
+const bufSize = 256 << 10
+
+// pipeSize is asked for qrexec's pipes (stdin, stdout): fewer wake-ups per
+// megabyte than the default 64 KiB. Failure is harmless.
+const pipeSize = 1 << 20
+
+// ParsePort parses a qrexec argument as a TCP port the way libqrexec's
+// validate_port does: decimal 1..65535 without a sign or leading zero.
+func ParsePort(arg string) (int, error) {
+	if arg == "" || len(arg) > 5 || arg[0] < '1' || arg[0] > '9' {
+		return 0, fmt.Errorf("%w: %q", ErrBadArgument, arg)
+	}
+	for i := 1; i < len(arg); i++ {
+		if arg[i] < '0' || arg[i] > '9' {
+			return 0, fmt.Errorf("%w: %q", ErrBadArgument, arg)
+		}
+	}
+	p, _ := strconv.Atoi(arg)
+	if p > 65535 {
+		return 0, fmt.Errorf("%w: %q", ErrBadArgument, arg)
+	}
+	return p, nil
+}
+
+// Result tells what a call did, for the caller's log line.
+type Result struct {
+	Port      int
+	Connected bool
+	// In counts bytes from the caller to the port, Out the other way.
+	In, Out  int64
+	Duration time.Duration
+}
+
+// Handle serves one qrexec call: arg is QREXEC_SERVICE_ARGUMENT, in and out
+// are the service's stdin and stdout. It returns when the server closed its
+// side (qubes.ConnectTCP's exit-on-service-eof), when the caller closed
+// before sending anything, or on ctx's end. Refusals are returned as the
+// sentinel errors above before any connection is made.
+func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.WriteCloser, log *logrus.Entry) (Result, error) {
+	start := time.Now()
+	res := Result{}
+	port, err := ParsePort(arg)
+	if err != nil {
+		return res, err
+	}
+	res.Port = port
+	if !slices.Contains(cfg.Ports, port) {
+		return res, fmt.Errorf("%w: %d (allowed: %v)", ErrNotAllowed, port, cfg.Ports)
+	}
+	growPipe(in)
+	growPipe(out)
+
+	// Wait for the first byte: a pre-opened channel costs the server nothing
+	// until it is used.
+	buf := make([]byte, bufSize)
+	n, err := firstRead(ctx, in, buf, cfg.FirstByteTimeout)
+	if n == 0 {
+		switch {
+		case errors.Is(err, io.EOF):
+			// The caller closed an unused channel: nothing to do.
+			out.Close()
+			res.Duration = time.Since(start)
+			return res, nil
+		case err != nil:
+			return res, err
+		}
+	}
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	d := net.Dialer{Timeout: cfg.ConnectTimeout}
+	nc, derr := d.DialContext(ctx, "tcp4", addr)
+	if derr != nil {
+		return res, fmt.Errorf("%w to %s: %v", ErrConnect, addr, derr)
+	}
+	conn := nc.(*net.TCPConn)
+	defer conn.Close()
+	res.Connected = true
+	// A caller that vanishes (its qrexec client killed) would otherwise
+	// leave us waiting on a silent server forever.
+	stopWatch := watchHangup(out, func() { conn.Close() })
+	defer stopWatch()
+	log.WithField("port", port).Debug("connected")
+
+	if n > 0 {
+		if _, werr := conn.Write(buf[:n]); werr != nil {
+			return res, fmt.Errorf("write to %s: %w", addr, werr)
+		}
+		res.In += int64(n)
+	}
+	inDone := make(chan int64, 1)
+	if err == nil {
+		// More may follow the first read; err != nil means the caller
+		// already ended its side with the first bytes.
+		go func() {
+			c, _ := io.CopyBuffer(conn, onlyReader{in}, buf)
+			conn.CloseWrite()
+			inDone <- c
+		}()
+	} else {
+		conn.CloseWrite()
+		inDone <- 0
+	}
+	outDone := make(chan int64, 1)
+	go func() {
+		c, _ := io.Copy(out, conn)
+		stopWatch()
+		out.Close()
+		outDone <- c
+	}()
+	select {
+	case res.Out = <-outDone:
+	case <-ctx.Done():
+		conn.Close()
+		res.Out = <-outDone
+	}
+	select {
+	case c := <-inDone:
+		res.In += c
+	default:
+		// The caller is still sending to a server that has closed: as
+		// qubes.ConnectTCP, the call ends with the server's side.
+	}
+	res.Duration = time.Since(start)
+	return res, ctx.Err()
+}
+
+// onlyReader hides WriteTo so io.CopyBuffer uses the given buffer (or the
+// socket's ReadFrom) rather than a sendfile attempt on a pipe.
+type onlyReader struct{ io.Reader }
+
+// firstRead reads at least one byte, bounded by timeout (0: none). A pipe
+// on stdin is usually blocking, so the deadline is kept by a timer rather
+// than by the file.
+func firstRead(ctx context.Context, r io.Reader, buf []byte, timeout time.Duration) (int, error) {
+	type rd struct {
+		n   int
+		err error
+	}
+	ch := make(chan rd, 1)
+	go func() {
+		n, err := r.Read(buf)
+		for n == 0 && err == nil {
+			n, err = r.Read(buf)
+		}
+		ch <- rd{n, err}
+	}()
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	select {
+	case x := <-ch:
+		return x.n, x.err
+	case <-expire:
+		return 0, fmt.Errorf("%w within %s", ErrNoFirstByte, timeout)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// watchHangup calls gone once the reader of the pipe out has closed its
+// end, and returns a function that stops watching. It polls a duplicate of
+// the descriptor, which keeps the pipe open: stop must be called before out
+// is closed, or the reader would not see EOF. An eventfd wakes the poll.
+func watchHangup(x any, gone func()) (stop func()) {
+	nop := func() {}
+	f, ok := x.(*os.File)
+	if !ok {
+		return nop
+	}
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return nop
+	}
+	dup := -1
+	if sc.Control(func(fd uintptr) { dup, _ = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }) != nil || dup < 0 {
+		return nop
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(dup)
+		return nop
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer unix.Close(dup)
+		// No events asked on the pipe: only POLLERR/POLLHUP are reported.
+		fds := []unix.PollFd{{Fd: int32(dup)}, {Fd: int32(wake), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == nil && fds[1].Revents == 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+				gone()
+			}
+			return
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+			<-done
+			unix.Close(wake)
+		})
+	}
+}
+
+// growPipe enlarges a pipe; through SyscallConn, because Fd would switch
+// the file to blocking mode.
+func growPipe(x any) {
+	f, ok := x.(*os.File)
+	if !ok {
+		return
+	}
+	if sc, err := f.SyscallConn(); err == nil {
+		_ = sc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
+}

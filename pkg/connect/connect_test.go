@@ -1,0 +1,217 @@
+package connect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qubes-claw/qubes-claw/pkg/logging"
+)
+
+func TestParsePort(t *testing.T) {
+	for _, ok := range []string{"1", "22", "32125", "65535"} {
+		if p, err := ParsePort(ok); err != nil || strconv.Itoa(p) != ok {
+			t.Errorf("ParsePort(%q) = %d, %v", ok, p, err)
+		}
+	}
+	for _, bad := range []string{"", "0", "022", "65536", "99999", "123456", "-1", "+1", "1a", "1 ", "127.0.0.1+22", "1_0"} {
+		if _, err := ParsePort(bad); !errors.Is(err, ErrBadArgument) {
+			t.Errorf("ParsePort(%q): %v, want ErrBadArgument", bad, err)
+		}
+	}
+}
+
+// server accepts connections on 127.0.0.1 and runs fn on each.
+func server(t *testing.T, fn func(net.Conn)) (port int, accepted *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted = &atomic.Int32{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() { defer c.Close(); fn(c) }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// call runs Handle with pipes as its stdin and stdout, the way qrexec does.
+type call struct {
+	inW  *os.File // the caller writes here
+	outR *os.File // the caller reads here
+	done chan struct{}
+	res  Result
+	err  error
+}
+
+func startCall(t *testing.T, cfg Config, arg string) *call {
+	t.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &call{inW: inW, outR: outR, done: make(chan struct{})}
+	t.Cleanup(func() { inW.Close(); outR.Close(); inR.Close() })
+	go func() {
+		defer close(c.done)
+		c.res, c.err = Handle(context.Background(), cfg, arg, inR, outW, logging.Discard())
+	}()
+	return c
+}
+
+func (c *call) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Handle did not return")
+	}
+}
+
+func cfgFor(ports ...int) Config {
+	c := Defaults()
+	c.Ports = ports
+	return c
+}
+
+func TestRefusals(t *testing.T) {
+	port, accepted := server(t, func(net.Conn) {})
+	for _, tt := range []struct {
+		name, arg string
+		want      error
+	}{
+		{"not allowed", "22", ErrNotAllowed},
+		{"malformed", "x", ErrBadArgument},
+		{"empty", "", ErrBadArgument},
+		{"leading zero", "0" + strconv.Itoa(port), ErrBadArgument},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startCall(t, cfgFor(port), tt.arg)
+			c.inW.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+			c.wait(t)
+			if !errors.Is(c.err, tt.want) || c.res.Connected {
+				t.Fatalf("err %v connected %v, want %v", c.err, c.res.Connected, tt.want)
+			}
+		})
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("a refused call connected to the server (%d connections)", n)
+	}
+}
+
+func TestConnectionRefused(t *testing.T) {
+	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c := startCall(t, cfgFor(port), strconv.Itoa(port))
+	c.inW.Write([]byte("x"))
+	c.wait(t)
+	if !errors.Is(c.err, ErrConnect) {
+		t.Fatalf("err %v, want ErrConnect", c.err)
+	}
+}
+
+// TestLazyConnect: an unused channel (the caller closes without sending)
+// never connects to the server.
+func TestLazyConnect(t *testing.T) {
+	port, accepted := server(t, func(net.Conn) {})
+	c := startCall(t, cfgFor(port), strconv.Itoa(port))
+	c.inW.Close()
+	c.wait(t)
+	if c.err != nil || c.res.Connected || accepted.Load() != 0 {
+		t.Fatalf("err %v connected %v accepted %d", c.err, c.res.Connected, accepted.Load())
+	}
+	if n, err := c.outR.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("stdout not closed: %d %v", n, err)
+	}
+}
+
+// TestHalfClose: the request, then EOF from the caller; the server answers
+// only after EOF, and the whole answer arrives.
+func TestHalfClose(t *testing.T) {
+	answer := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	port, _ := server(t, func(c net.Conn) {
+		req, _ := io.ReadAll(c) // until the caller's half-close
+		c.Write([]byte(strconv.Itoa(len(req)) + "\n"))
+		c.Write(answer)
+	})
+	c := startCall(t, cfgFor(port), strconv.Itoa(port))
+	req := bytes.Repeat([]byte("r"), 300<<10)
+	go func() { c.inW.Write(req); c.inW.Close() }()
+	got, err := io.ReadAll(c.outR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t)
+	want := append([]byte(strconv.Itoa(len(req))+"\n"), answer...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(want))
+	}
+	if c.err != nil || c.res.In != int64(len(req)) || c.res.Out != int64(len(want)) {
+		t.Fatalf("result %+v err %v", c.res, c.err)
+	}
+}
+
+func TestFirstByteTimeout(t *testing.T) {
+	port, accepted := server(t, func(net.Conn) {})
+	cfg := cfgFor(port)
+	cfg.FirstByteTimeout = 50 * time.Millisecond
+	c := startCall(t, cfg, strconv.Itoa(port))
+	c.wait(t)
+	if !errors.Is(c.err, ErrNoFirstByte) || accepted.Load() != 0 {
+		t.Fatalf("err %v accepted %d", c.err, accepted.Load())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, edit := range []func(*Config){
+		func(c *Config) { c.Ports = []int{0} },
+		func(c *Config) { c.Ports = []int{70000} },
+		func(c *Config) { c.ConnectTimeout = 0 },
+		func(c *Config) { c.FirstByteTimeout = -1 },
+	} {
+		c := Defaults()
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("accepted %+v", c)
+		}
+	}
+	c := Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCallerGone: the caller's qrexec client dies (stdout's reader closes)
+// while the server is silent; the handler ends instead of waiting forever.
+func TestCallerGone(t *testing.T) {
+	port, _ := server(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	c := startCall(t, cfgFor(port), strconv.Itoa(port))
+	c.inW.Write([]byte("x"))
+	c.inW.Close()
+	time.Sleep(10 * time.Millisecond) // let it connect; the test holds either way
+	c.outR.Close()
+	c.wait(t)
+	if !c.res.Connected {
+		t.Fatalf("never connected: %v", c.err)
+	}
+}
