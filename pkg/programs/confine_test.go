@@ -59,6 +59,20 @@ printf 'agent:\n  template: itpl\nclients:\n  vms: [iwork]\n' > "$DIR/domains/do
 "$BIN/qubes-claw-install" --config /home/user/answers.yaml
 "$BIN/qubes-claw-install" uninstall --remove-vms --config /home/user/answers.yaml
 `},
+	{name: "admin panel", script: `
+qvm-create --class TemplateVM --label black atpl
+qvm-create --template atpl --label red awork
+"$BIN/qvm-remote-dom0" authorize awork 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+"$BIN/qubes-claw-admin" --listen 127.0.0.1:0 2>"$DIR/admin.log" &
+pid=$!
+for i in $(seq 100); do url=$(sed -n 's/.*url="\(http[^"]*\)".*/\1/p' "$DIR/admin.log"); [ -n "$url" ] && break; sleep 0.1; done
+curl -sf -c "$DIR/jar" "$url" -o "$DIR/page.html"
+curl -sf "$url/api/state" -o /dev/null
+curl -s --max-time 1 "$url/events" -o /dev/null || true
+csrf=$(sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$DIR/page.html" | head -1)
+curl -sf -b "$DIR/jar" -d "csrf=$csrf&vm=awork&confirm=awork" "$url/action/revoke" -o /dev/null
+kill $pid; wait $pid || true
+`},
 }
 
 // writeSyscall matches the syscalls that create or change a filesystem
