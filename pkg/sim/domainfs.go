@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -110,7 +109,7 @@ func CreateMachine(dir string, info Info) (*Machine, error) {
 	}
 	if info.ID == "" {
 		var b [6]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := randomBytes(b[:]); err != nil {
 			return nil, fmt.Errorf("create machine: %w", err)
 		}
 		info.ID = hex.EncodeToString(b[:])

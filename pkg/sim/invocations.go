@@ -26,6 +26,9 @@ type Invocation struct {
 // concurrent writers from interleaving lines. Errors are ignored on purpose:
 // accounting must never change the behaviour of the simulated tool.
 func (m *Machine) Record(inv Invocation) {
+	// In UTC: formatting in the local zone would read /etc/localtime in
+	// every tool process, only to log.
+	inv.Start = inv.Start.UTC()
 	b, err := json.Marshal(inv)
 	if err != nil {
 		return

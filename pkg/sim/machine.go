@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoMachine is returned when a directory holds no simulated machine.
@@ -119,4 +121,20 @@ func (m *Machine) Unmap(name, p string) (string, bool) {
 		return "", false
 	}
 	return filepath.Clean("/" + rel), true
+}
+
+// randomBytes fills b from the kernel's CSPRNG (getrandom), without
+// crypto/rand, whose package initialisation every tool call would pay.
+func randomBytes(b []byte) (int, error) {
+	for n := 0; n < len(b); {
+		k, err := unix.Getrandom(b[n:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return len(b), nil
 }

@@ -62,6 +62,16 @@ func tools() map[string]tool {
 	return all
 }
 
+// lookupTool finds a tool without building the merged map of tools().
+func lookupTool(name string) (tool, bool) {
+	for _, set := range []map[string]tool{adminTools, runtimeTools, systemdTools} {
+		if t, ok := set[name]; ok {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
 // ToolNames lists the simulated commands, sorted.
 func ToolNames() []string {
 	var out []string
@@ -78,7 +88,7 @@ func Main(argv []string, stdio Stdio) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	name := filepath.Base(argv[0])
-	if t, ok := tools()[name]; ok {
+	if t, ok := lookupTool(name); ok {
 		return runTool(ctx, t, name, argv[1:], stdio)
 	}
 	if name == qubesdName {

@@ -3,10 +3,10 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The property model follows qubes-core-admin (qubes/vm/qubesvm.py,
@@ -130,12 +130,20 @@ func templateOf(st *State, d *Domain) *Domain {
 	return st.Domain(name)
 }
 
-// domainProps and globalProps are filled in init: their defaults call Prop,
-// which reads the tables (an initialisation cycle for a var initialiser).
-var domainProps, globalProps []*propDef
+// domainProps and globalProps are built on first use: their defaults call
+// Prop, which reads the tables (an initialisation cycle for a var
+// initialiser), and building them at init would cost every tool call,
+// most of which never look at a property.
+var (
+	propsOnce                          sync.Once
+	domainPropsTable, globalPropsTable []*propDef
+)
 
-func init() {
-	domainProps = []*propDef{
+func domainProps() []*propDef { propsOnce.Do(buildProps); return domainPropsTable }
+func globalProps() []*propDef { propsOnce.Do(buildProps); return globalPropsTable }
+
+func buildProps() {
+	domainPropsTable = []*propDef{
 		{name: "audiovm", kind: kindVM, has: isQubesVM, allowNone: true, def: global("default_audiovm")},
 		{name: "auto_cleanup", kind: kindBool, has: isDispVM, def: constant("False")},
 		{name: "autostart", kind: kindBool, has: isQubesVM, def: constant("False")},
@@ -226,7 +234,7 @@ func init() {
 	}
 
 	// The global (qubes-prefs) properties the simulator models.
-	globalProps = []*propDef{
+	globalPropsTable = []*propDef{
 		{name: "default_audiovm", kind: kindVM, allowNone: true, def: constant(Dom0)},
 		{name: "default_dispvm", kind: kindVM, allowNone: true, check: checkDispvmTemplate, def: constant("")},
 		{name: "default_guivm", kind: kindVM, allowNone: true, def: constant(Dom0)},
@@ -251,7 +259,7 @@ func findProp(defs []*propDef, class, name string) *propDef {
 // PropNames lists the domain's property names, sorted as qvm-prefs lists them.
 func (d *Domain) PropNames() []string {
 	var out []string
-	for _, p := range domainProps {
+	for _, p := range domainProps() {
 		if p.has(d.Class) {
 			out = append(out, p.name)
 		}
@@ -268,7 +276,7 @@ func (d *Domain) Prop(st *State, name string) (value string, isDefault bool, err
 	// Template chains are at most DispVM → AppVM → TemplateVM: the template
 	// setters only accept those classes, so the recursion through defaults
 	// cannot loop.
-	p := findProp(domainProps, d.Class, name)
+	p := findProp(domainProps(), d.Class, name)
 	if p == nil {
 		return "", false, fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
@@ -322,7 +330,7 @@ func (d *Domain) PropInt(st *State, name string) (int, error) {
 // Refusals are *PropError (or ErrNoResponse); an unknown property wraps
 // ErrNoSuchProperty. qvm-prefs' "none" → "" translation is the caller's job.
 func (d *Domain) SetProp(st *State, name, value string) error {
-	p := findProp(domainProps, d.Class, name)
+	p := findProp(domainProps(), d.Class, name)
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
@@ -349,7 +357,7 @@ func (d *Domain) SetProp(st *State, name, value string) error {
 
 // ResetProp resets property name to its default (qvm-prefs -D).
 func (d *Domain) ResetProp(st *State, name string) error {
-	p := findProp(domainProps, d.Class, name)
+	p := findProp(domainProps(), d.Class, name)
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
@@ -370,7 +378,7 @@ func (d *Domain) ResetProp(st *State, name string) error {
 // GlobalPropNames lists the modelled global properties, sorted.
 func GlobalPropNames() []string {
 	var out []string
-	for _, p := range globalProps {
+	for _, p := range globalProps() {
 		out = append(out, p.name)
 	}
 	sort.Strings(out)
@@ -379,7 +387,7 @@ func GlobalPropNames() []string {
 
 // GlobalProp returns a global (qubes-prefs) property.
 func (s *State) GlobalProp(name string) (value string, isDefault bool, err error) {
-	p := findProp(globalProps, "", name)
+	p := findProp(globalProps(), "", name)
 	if p == nil {
 		return "", false, fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
@@ -392,7 +400,7 @@ func (s *State) GlobalProp(name string) (value string, isDefault bool, err error
 
 // SetGlobalProp sets a global property (qubes-prefs NAME VALUE).
 func (s *State) SetGlobalProp(name, value string) error {
-	p := findProp(globalProps, "", name)
+	p := findProp(globalProps(), "", name)
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
@@ -412,7 +420,7 @@ func (s *State) SetGlobalProp(name, value string) error {
 
 // ResetGlobalProp resets a global property to its default.
 func (s *State) ResetGlobalProp(name string) error {
-	if findProp(globalProps, "", name) == nil {
+	if findProp(globalProps(), "", name) == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchProperty, pyRepr(name))
 	}
 	delete(s.Global, name)
@@ -545,11 +553,27 @@ func checkKernelopts(_ *State, _ *Domain, _ *propDef, v string) (string, error) 
 	return v, nil
 }
 
-var macRe = regexp.MustCompile(`^([0-9a-f][0-9a-f]:){5}[0-9a-f][0-9a-f]$`)
+// isMAC matches ^([0-9a-f][0-9a-f]:){5}[0-9a-f][0-9a-f]$ (hand-written, as
+// every check here: a compiled regexp would cost each tool's start-up).
+func isMAC(v string) bool {
+	if len(v) != 17 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if i%3 == 2 {
+			if v[i] != ':' {
+				return false
+			}
+		} else if !(v[i] >= '0' && v[i] <= '9' || v[i] >= 'a' && v[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 func checkMAC(_ *State, _ *Domain, _ *propDef, v string) (string, error) {
 	v = strings.ToLower(v)
-	if !macRe.MatchString(v) {
+	if !isMAC(v) {
 		// A plain ValueError in qubesd: the client sees no response.
 		return "", ErrNoResponse
 	}
@@ -590,7 +614,7 @@ func checkNetVM(st *State, d *Domain, _ *propDef, v string) (string, error) {
 	// default would get it; none of them may be upstream of the new value.
 	for _, n := range st.Names() {
 		q := st.Domains[n]
-		if _, ok := q.Props["netvm"]; ok || findProp(domainProps, q.Class, "netvm") == nil {
+		if _, ok := q.Props["netvm"]; ok || findProp(domainProps(), q.Class, "netvm") == nil {
 			continue
 		}
 		if reaches(st, nv, n) {
@@ -713,7 +737,7 @@ func validateName(v string) error {
 		return propErrorf("VM name must be shorter than 32 characters")
 	case v == "" || strings.ContainsRune("0123456789_.-", rune(v[0])):
 		return propErrorf("VM name cannot start with hyphen, underscore, dot or numbers")
-	case !vmNameRe.MatchString(v):
+	case !isVMName(v):
 		return propErrorf("VM name contains illegal characters")
 	case v == "Domain-0":
 		return propErrorf("VM name cannot be 'Domain-0'")
@@ -725,13 +749,30 @@ func validateName(v string) error {
 	return nil
 }
 
-var vmNameRe = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]*$`)
+// isVMName matches ^[a-zA-Z][a-zA-Z0-9_.-]*$.
+func isVMName(v string) bool {
+	return v != "" && isASCIIAlpha(v[0]) && allNameChars(v, "_.-")
+}
+
+func isASCIIAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// allNameChars reports whether v holds only ASCII letters, digits and
+// bytes of extra.
+func allNameChars(v, extra string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !isASCIIAlpha(c) && !(c >= '0' && c <= '9') && strings.IndexByte(extra, c) < 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // propDeps lists what refers to domain name: global properties (effective
 // values) and explicitly set VM properties of other domains, as qubesd's
 // get_qube_prop_deps does before a removal.
 func propDeps(st *State, name string) (globals []string, qubes [][2]string) {
-	for _, p := range globalProps {
+	for _, p := range globalProps() {
 		if p.kind != kindVM {
 			continue
 		}
@@ -744,7 +785,7 @@ func propDeps(st *State, name string) (globals []string, qubes [][2]string) {
 			continue
 		}
 		d := st.Domains[n]
-		for _, p := range domainProps {
+		for _, p := range domainProps() {
 			if p.kind != kindVM || !p.has(d.Class) {
 				continue
 			}
@@ -758,7 +799,7 @@ func propDeps(st *State, name string) (globals []string, qubes [][2]string) {
 
 // propKindOf reports the kind of a domain property, for printing.
 func propKindOf(class, name string) propKind {
-	if p := findProp(domainProps, class, name); p != nil {
+	if p := findProp(domainProps(), class, name); p != nil {
 		return p.kind
 	}
 	return kindStr

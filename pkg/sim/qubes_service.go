@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -20,7 +19,10 @@ var (
 
 // qubesdbServiceName is the name check qubes-sysinit.sh applies to the
 // QubesDB /qubes-service/ entries before touching a flag file.
-var qubesdbServiceName = regexp.MustCompile(`^[[:alnum:]_][[:alnum:]._-]*$`)
+// It is ^[[:alnum:]_][[:alnum:]._-]*$ in the C locale.
+func qubesdbServiceName(n string) bool {
+	return n != "" && n[0] != '.' && n[0] != '-' && allNameChars(n, "_.-")
+}
 
 // qubesVMType is what dom0 exports as /qubes-vm-type (qubes-core-admin
 // extension handler for qdb-created): TemplateVM, NetVM (provides
@@ -112,7 +114,7 @@ func writeQubesServices(m *Machine, domain string) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if !qubesdbServiceName.MatchString(n) {
+		if !qubesdbServiceName(n) {
 			log.Printf("qubes-sysinit: ignoring service %q", n)
 			continue
 		}

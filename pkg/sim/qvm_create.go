@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -263,7 +262,7 @@ func (m *Machine) addNewVM(st *State, cls, name, label, tpl string, hasTpl bool,
 		Power: Halted,
 	}
 	if cls == AppVM || cls == DispVM {
-		v, err := typeCheck(st, d, findProp(domainProps, cls, "template"), tpl)
+		v, err := typeCheck(st, d, findProp(domainProps(), cls, "template"), tpl)
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +306,7 @@ func (m *Machine) cloneVM(st *State, srcName, name, caller string) (*Domain, err
 		case "name", "qid", "template", "label", "uuid", "installed_by_rpm":
 			continue
 		}
-		if p := findProp(domainProps, StandaloneVM, k); p != nil && p.computed == nil {
+		if p := findProp(domainProps(), StandaloneVM, k); p != nil && p.computed == nil {
 			d.Props[k] = src.Props[k]
 		}
 	}
@@ -366,7 +365,7 @@ func unusedQID(st *State) int {
 // newUUID returns a random (version 4) UUID.
 func newUUID() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := randomBytes(b[:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux
 	}
 	b[6] = b[6]&0x0f | 0x40

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -19,12 +18,12 @@ type protocolError struct{ msg string }
 
 func (e *protocolError) Error() string { return "qubesadmin.exc.ProtocolError: " + e.msg }
 
-var featureNameRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+func validFeatureName(name string) bool { return name != "" && allNameChars(name, "_.-") }
 
 // checkFeature applies admin.vm.feature.Set's checks and the services
 // extension's pre-set hook (qubes.md §3.6, §3.7).
 func checkFeature(name, value string) error {
-	if !featureNameRe.MatchString(name) {
+	if !validFeatureName(name) {
 		return &protocolError{"feature name contains illegal characters"}
 	}
 	for _, c := range []byte(value) {

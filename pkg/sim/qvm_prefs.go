@@ -247,7 +247,7 @@ func qubesPrefs(c *Call) int {
 					if def {
 						marker = "D"
 					}
-					fmt.Fprintf(out, "%-*s  %s  %s\n", width, n, marker, listValue(findProp(globalProps, "", n).kind, v))
+					fmt.Fprintf(out, "%-*s  %s  %s\n", width, n, marker, listValue(findProp(globalProps(), "", n).kind, v))
 				}
 				return nil
 			}
@@ -259,7 +259,7 @@ func qubesPrefs(c *Call) int {
 			if a.hideDefault && def {
 				return nil
 			}
-			if v == "" && findProp(globalProps, "", name).kind == kindVM {
+			if v == "" && findProp(globalProps(), "", name).kind == kindVM {
 				return nil
 			}
 			fmt.Fprintln(out, v)

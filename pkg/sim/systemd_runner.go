@@ -2,7 +2,6 @@ package sim
 
 import (
 	"bufio"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -745,7 +744,7 @@ func (r *runner) handleNotify(msg string) bool {
 
 func randomID() string {
 	var b [16]byte
-	rand.Read(b[:])
+	randomBytes(b[:])
 	return hex.EncodeToString(b[:])
 }
 

@@ -2,10 +2,9 @@ package sim
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -308,14 +307,16 @@ var errUnitMasked = errors.New("unit is masked")
 
 // fingerprint identifies the content of the unit's files.
 func (g *manager) fingerprint(files []string) string {
-	h := sha256.New()
+	// FNV, not SHA-256: it only detects edits, and crypto packages cost
+	// every tool's start-up.
+	h := fnv.New64a()
 	for _, f := range files {
 		host, _ := g.m.ResolveInRoot(g.domain, f)
 		b, _ := os.ReadFile(host)
 		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
 		h.Write(b)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // readUnit loads name from disk.
