@@ -156,6 +156,9 @@ func TestBrowser(t *testing.T) {
 	waitText("#agent", "openclaw-server", 5*time.Second)
 	if p.tunnel {
 		waitText(`[data-tunnel="gateway"]`, "up", 20*time.Second)
+		waitText(`[data-tunnel="llm-proxy"]`, "up", 20*time.Second)
+		waitText("#proxy", "provider openai", 20*time.Second)
+		waitText("#proxy", "healthy", time.Second)
 	}
 
 	// A command run in the VM shows in the live log without a reload.
@@ -202,6 +205,8 @@ func TestBrowser(t *testing.T) {
 	waitText("#agent", "halted", 10*time.Second)
 	if p.tunnel {
 		waitText(`[data-tunnel="gateway"]`, "down", 10*time.Second)
+		waitText(`[data-tunnel="llm-proxy"]`, "VM halted", 10*time.Second)
+		waitText("#proxy", "down", 10*time.Second)
 	}
 	shot("agent-down-1280x800", 1280, 800)
 

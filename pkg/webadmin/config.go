@@ -49,8 +49,8 @@ type AgentConfig struct {
 
 // TunnelConfig locates the tunnel daemon.
 type TunnelConfig struct {
-	Unit   string      `mapstructure:"unit" doc:"systemd unit of qubes-claw-tunnel (restarted by the page's restart action)"`
-	Socket config.Path `mapstructure:"socket" doc:"qubes-claw-tunnel's control socket, which answers every connection with its status as JSON"`
+	Unit       string      `mapstructure:"unit" doc:"systemd unit of qubes-claw-tunnel (restarted by the page's restart action)"`
+	RuntimeDir config.Path `mapstructure:"runtime_dir" doc:"qubes-claw-tunnel's runtime directory, whose control socket reports each tunnel"`
 }
 
 // ProbeConfig is an HTTP endpoint the overview probes.
@@ -71,7 +71,7 @@ func Defaults() Config {
 			History: 500,
 		},
 		Agent:   AgentConfig{Tag: "openclaw-server"},
-		Tunnel:  TunnelConfig{Unit: "qubes-claw-tunnel.service", Socket: "/run/qubes-claw-tunnel/control.sock"},
+		Tunnel:  TunnelConfig{Unit: "qubes-claw-tunnel.service", RuntimeDir: "/run/qubes-claw-tunnel"},
 		Proxy:   ProbeConfig{URL: "http://127.0.0.1:32125/health"},
 		Gateway: ProbeConfig{URL: "http://127.0.0.1:18789/"},
 	}

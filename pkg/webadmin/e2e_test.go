@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qubes-claw/qubes-claw/pkg/llmproxy/standin"
 	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
+	"github.com/qubes-claw/qubes-claw/pkg/tunnel"
 	"github.com/qubes-claw/qubes-claw/pkg/webadmin"
 )
 
@@ -54,14 +57,27 @@ func newSimPanel(t testing.TB) *simPanel {
 	p := &simPanel{t: t, m: m}
 	m.Template("tpl")
 	m.Install("tpl", filepath.Join(m.Bin, "qvm-remote"), "/usr/bin/qvm-remote", 0o755)
-	// The tunnel daemon, once its binaries exist: one tunnel to the agent
-	// VM's gateway port through qubes-claw-connect (in the template, before
-	// the AppVMs exist; found on PATH, since the simulator runs the service
-	// on the host's filesystem).
+	// The tunnel daemon, once its binaries exist: tunnels to the agent VM's
+	// LLM proxy (a real qubes-claw-proxy in the VM, on the stand-in
+	// provider) and to its gateway port, through qubes-claw-connect, all in
+	// the template before the AppVMs exist.
 	p.tunnel = exists(filepath.Join(m.Bin, "qubes-claw-tunnel")) && exists(filepath.Join(m.Bin, "qubes-claw-connect"))
+	var proxyPort int
 	if p.tunnel {
+		up := httptest.NewServer(standin.New())
+		t.Cleanup(up.Close)
+		proxyPort = freePort(t)
 		m.Install("tpl", filepath.Join(m.Bin, "qubes-claw-connect"), "/usr/bin/qubes-claw-connect", 0o755)
-		m.WriteFile("tpl", "/etc/qubes-rpc/qubes-claw.Connect", []byte("#!/bin/sh\nexec qubes-claw-connect \"$@\"\n"), 0o755)
+		m.Symlink("tpl", "/usr/bin/qubes-claw-connect", "/etc/qubes-rpc/qubes-claw.Connect")
+		m.WriteFile("tpl", "/etc/qubes-claw/qubes-claw-connect.yaml", []byte(fmt.Sprintf("ports: [%d, 18789]\n", proxyPort)), 0o644)
+		m.Install("tpl", filepath.Join(m.Bin, "qubes-claw-proxy"), "/usr/bin/qubes-claw-proxy", 0o755)
+		m.WriteFile("tpl", "/etc/systemd/system/test-proxy.service", []byte(fmt.Sprintf(`[Service]
+Environment=QCPROXY_PROVIDER=openai
+Environment=QCPROXY_LISTEN=127.0.0.1:%d
+Environment=QCPROXY_OPENAI_API_KEY=sk-standin-key-0123
+Environment=QCPROXY_OPENAI_BASE_URL=%s/openai/v1
+ExecStart=/usr/bin/qubes-claw-proxy serve
+`, proxyPort, up.URL)), 0o644)
 	}
 	m.AppVM("work", "tpl")
 	m.AppVM("agent", "tpl")
@@ -100,22 +116,30 @@ log:
 	extra := ""
 	if p.tunnel {
 		p.tport = freePort(t)
+		ptport := freePort(t)
 		m.Install(sim.Dom0, filepath.Join(m.Bin, "qubes-claw-tunnel"), "/usr/bin/qubes-claw-tunnel", 0o755)
-		m.WriteFile(sim.Dom0, "/etc/qubes-claw/qubes-claw-tunnel.yaml", []byte(fmt.Sprintf(`tunnels:
+		m.Install(sim.Dom0, filepath.Join(repoRoot, "rpm", "qubes-claw-tunnel.service"), "/usr/lib/systemd/system/qubes-claw-tunnel.service", 0o644)
+		m.WriteFile(sim.Dom0, string(tunnel.Spec().SystemFile), []byte(fmt.Sprintf(`tunnels:
+  - name: llm-proxy
+    listen: 127.0.0.1:%d
+    vm: agent
+    port: %d
   - name: gateway
     listen: 127.0.0.1:%d
     vm: agent
     port: 18789
 retry_interval: 500ms
-`, p.tport)), 0o644)
-		m.WriteFile(sim.Dom0, "/usr/lib/systemd/system/qubes-claw-tunnel.service", []byte(
-			"[Service]\nExecStart=/usr/bin/qubes-claw-tunnel serve\n"), 0o644)
+`, ptport, proxyPort, p.tport)), 0o644)
 		m.Host("qvm-start", "agent")
+		if r := m.Run(simtest.Cmd{Argv: []string{"qvm-run", "-u", "root", "--pass-io", "agent", "systemctl start test-proxy"}}); r.Code != 0 {
+			t.Fatalf("start the proxy in the agent VM: %v", r)
+		}
 		p.systemctl("start", "qubes-claw-tunnel")
-		extra = fmt.Sprintf("gateway:\n  url: http://127.0.0.1:%d/\n", p.tport)
+		extra = fmt.Sprintf("proxy:\n  url: http://127.0.0.1:%d/health\ngateway:\n  url: http://127.0.0.1:%d/\n", ptport, p.tport)
 	} else {
 		t.Log("qubes-claw-tunnel or qubes-claw-connect not built: the tunnel rows are not checked")
 		m.Host("qvm-start", "agent")
+		extra = fmt.Sprintf("proxy:\n  url: http://127.0.0.1:%d/health\n", freePort(t))
 	}
 
 	// The panel as packaged: its unit and a config that only moves the port
@@ -125,7 +149,7 @@ retry_interval: 500ms
 	m.Install(sim.Dom0, filepath.Join(m.Bin, "qubes-claw-admin"), "/usr/bin/qubes-claw-admin", 0o755)
 	m.Install(sim.Dom0, filepath.Join(repoRoot, "rpm", "qubes-claw-admin.service"), "/usr/lib/systemd/system/qubes-claw-admin.service", 0o644)
 	m.WriteFile(sim.Dom0, "/etc/qubes-claw/qubes-claw-admin.yaml", []byte(fmt.Sprintf(
-		"listen: 127.0.0.1:%d\nrefresh: 500ms\nproxy:\n  url: http://127.0.0.1:%d/health\n%s", port, freePort(t), extra)), 0o644)
+		"listen: 127.0.0.1:%d\nrefresh: 500ms\n%s", port, extra)), 0o644)
 	p.systemctl("start", "qubes-claw-admin")
 	p.waitChannel("work")
 	return p
@@ -215,17 +239,32 @@ func TestSimulator(t *testing.T) {
 		!a.Services["qubes-claw-proxy"] || a.Features["qubes-claw.description"] != "the OpenClaw agent" {
 		t.Errorf("agent %+v", a)
 	}
-	if o.Proxy.OK || o.Proxy.Err == "" {
-		t.Errorf("proxy probe of a closed port: %+v", o.Proxy)
-	}
-	if p.tunnel {
-		var tu []webadmin.TunnelState
-		eventually(t, 20*time.Second, "the tunnel up", func() bool {
-			tu = p.state().Tunnel.Tunnels
-			return len(tu) == 1 && tu[0].Up()
+	if !p.tunnel {
+		if o.Proxy.OK || o.Proxy.Err == "" {
+			t.Errorf("proxy probe of a closed port: %+v", o.Proxy)
+		}
+	} else {
+		eventually(t, 30*time.Second, "both tunnels up and the proxy healthy through one", func() bool {
+			o = p.state()
+			tu := o.Tunnel.Tunnels
+			return len(tu) == 2 && tu[0].Up() && tu[1].Up() && o.Proxy.OK
 		})
-		if tu[0].Name != "gateway" || tu[0].VM != "agent" || tu[0].Port != 18789 || tu[0].Listen != fmt.Sprintf("127.0.0.1:%d", p.tport) {
-			t.Errorf("tunnel %+v", tu[0])
+		if tu := o.Tunnel.Tunnels[1]; tu.Name != "gateway" || tu.VM != "agent" || tu.Port != 18789 || tu.Listen != fmt.Sprintf("127.0.0.1:%d", p.tport) {
+			t.Errorf("tunnel %+v", tu)
+		}
+		if o.Proxy.Status != "healthy" || o.Proxy.Provider != "openai" {
+			t.Errorf("proxy through the tunnel: %+v", o.Proxy)
+		}
+		// The probe went through the tunnel: its counters move (read in the
+		// same pass as the probe, so only a later pass shows them).
+		eventually(t, 10*time.Second, "the llm-proxy tunnel carried the probes", func() bool {
+			tu := p.state().Tunnel.Tunnels
+			return len(tu) == 2 && tu[0].Total > 0 && tu[0].BytesIn > 0 && tu[0].BytesOut > 0
+		})
+		// Nothing listens on the gateway port in the VM: reachable tunnel,
+		// no gateway.
+		if o.Gateway.OK {
+			t.Errorf("gateway probe: %+v", o.Gateway)
 		}
 	}
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
+	"github.com/qubes-claw/qubes-claw/pkg/tunnel"
 )
 
 // fakeBackend records the actions and returns a fixed overview.
@@ -75,8 +76,8 @@ func newPanel(t *testing.T) *panel {
 		Agent: AgentStatus{VM: "agent", State: "Running", Tags: []string{"openclaw-server"}, Services: map[string]bool{"qubes-claw-proxy": true}},
 		Tunnel: TunnelsStatus{UnitStatus: UnitStatus{Unit: "qubes-claw-tunnel.service", Active: "active", Enabled: "enabled"},
 			Tunnels: []TunnelState{
-				{Name: "proxy", Listen: "127.0.0.1:32125", VM: "agent", Port: 32125, Listening: true, VMReachable: true, VMState: "Running", Active: 2, BytesIn: 2048, BytesOut: 5 << 20},
-				{Name: "gateway", Listen: "127.0.0.1:18789", VM: "agent", Port: 18789, Listening: true, VMReachable: false, DownReason: "VM is not running", LastError: "qrexec: refused"},
+				{VMState: "Running", TunnelStatus: tunnel.TunnelStatus{Name: "proxy", Listen: "127.0.0.1:32125", VM: "agent", Port: 32125, Listening: true, VMReachable: true, Active: 2, BytesIn: 2048, BytesOut: 5 << 20}},
+				{TunnelStatus: tunnel.TunnelStatus{Name: "gateway", Listen: "127.0.0.1:18789", VM: "agent", Port: 18789, Listening: true, VMReachable: false, DownReason: "VM is not running", LastError: "qrexec: refused"}},
 			}},
 		Proxy: ProbeStatus{URL: "http://127.0.0.1:32125/health", OK: true, Status: "healthy", Provider: "openai"},
 	}}

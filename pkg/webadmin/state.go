@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/qubes"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/keys"
+	"github.com/qubes-claw/qubes-claw/pkg/tunnel"
 )
 
 // Overview is everything the page shows, gathered in one pass.
@@ -80,25 +80,11 @@ type TunnelsStatus struct {
 	StatusErr string `json:"status_error,omitempty"`
 }
 
-// TunnelState is one tunnel as qubes-claw-tunnel's control socket reports
-// it (the fields of its JSON the page shows; the rest is ignored, so the
-// daemon may add more).
+// TunnelState is one tunnel as qubes-claw-tunnel reports it, with the VM's
+// power state from qvm-ls next to the daemon's own view (which changes only
+// when a channel fails).
 type TunnelState struct {
-	Name        string    `json:"name"`
-	Listen      string    `json:"listen"`
-	VM          string    `json:"vm"`
-	Port        int       `json:"port"`
-	Listening   bool      `json:"listening"`
-	VMReachable bool      `json:"vm_reachable"`
-	DownReason  string    `json:"down_reason,omitempty"`
-	Active      int       `json:"active"`
-	Total       int64     `json:"total"`
-	BytesIn     int64     `json:"bytes_in"`
-	BytesOut    int64     `json:"bytes_out"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	// VMState is the VM's power state from qvm-ls, next to the daemon's
-	// own view (which only changes when a channel fails).
+	tunnel.TunnelStatus
 	VMState string `json:"vm_state,omitempty"`
 }
 
@@ -270,25 +256,17 @@ func (s *System) unit(ctx context.Context, unit string) UnitStatus {
 	return u
 }
 
-// tunnels reads the tunnel daemon's status from its control socket: it
-// answers each connection with one JSON document and closes.
+// tunnels asks the tunnel daemon for its status on its control socket.
 func (s *System) tunnels(ctx context.Context) ([]TunnelState, string) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", string(s.Cfg.Tunnel.Socket))
+	st, err := tunnel.Query(ctx, string(s.Cfg.Tunnel.RuntimeDir))
 	if err != nil {
-		return nil, "no status: " + err.Error()
+		return nil, err.Error()
 	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
+	out := make([]TunnelState, len(st.Tunnels))
+	for i, t := range st.Tunnels {
+		out[i] = TunnelState{TunnelStatus: t}
 	}
-	var st struct {
-		Tunnels []TunnelState `json:"tunnels"`
-	}
-	if err := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&st); err != nil {
-		return nil, "bad status from " + string(s.Cfg.Tunnel.Socket) + ": " + err.Error()
-	}
-	return st.Tunnels, ""
+	return out, ""
 }
 
 // vmStates reads every qube's power state in one qvm-ls call.
