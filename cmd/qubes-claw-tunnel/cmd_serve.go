@@ -93,6 +93,9 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	if err != nil {
 		return &cli.Error{Code: exitConfig, Err: err}
 	}
+	if tr == tunnel.TransportDom0 {
+		d.Probe = client.IsRunning
+	}
 	ctl, err := tunnel.ListenControl(string(cfg.RuntimeDir))
 	if err != nil {
 		return &cli.Error{Code: exitConfig, Err: err}

@@ -73,7 +73,10 @@ func describeExit(err error) string {
 		return "qrexec failure (vm not running?)"
 	}
 	var ce *qubes.CommandError
-	if errors.As(err, &ce) && ce.ExitCode > 0 {
+	switch {
+	case errors.As(err, &ce) && ce.ExitCode > 128:
+		return "vm's service killed (vm shutting down?)"
+	case errors.As(err, &ce) && ce.ExitCode > 0:
 		return "refused by the vm's service"
 	}
 	return "channel failed"

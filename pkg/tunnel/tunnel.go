@@ -22,11 +22,18 @@ const bufSize = 256 << 10
 // Starter starts a halted VM (qvm-start), for autostart.
 type Starter func(ctx context.Context, vm string) error
 
+// Prober tells whether a VM runs (qvm-check --running in dom0), so a tunnel
+// whose VM is down waits for it without opening doomed channels.
+type Prober func(ctx context.Context, vm string) (bool, error)
+
 // Daemon runs every configured tunnel.
 type Daemon struct {
-	cfg     Config
-	open    Opener
-	start   Starter
+	cfg   Config
+	open  Opener
+	start Starter
+	// Probe, if set, is asked before a down tunnel tries channels again
+	// (dom0); without it (a client VM) a channel is the probe.
+	Probe   Prober
 	log     *logrus.Entry
 	tunnels []*tunnel
 	started time.Time
@@ -130,6 +137,7 @@ type tunnel struct {
 	conns      map[*connection]struct{}
 	wg         sync.WaitGroup // connection goroutines
 	down       bool
+	probing    bool // up again on trust, until a channel proves it
 	downSince  time.Time
 	downReason string
 	retryAt    time.Time
@@ -170,9 +178,23 @@ func (t *tunnel) keep(ctx context.Context) {
 		down, retryAt := t.down, t.retryAt
 		t.mu.Unlock()
 		if down && !time.Now().Before(retryAt) {
-			// Probe: a channel that fails at once marks the tunnel down
-			// again; otherwise the VM is back.
-			t.setUp("retrying")
+			if t.d.Probe != nil {
+				running, err := t.d.Probe(ctx, t.cfg.VM)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil || !running {
+					t.mu.Lock()
+					t.retryAt = time.Now().Add(t.d.cfg.RetryInterval)
+					t.mu.Unlock()
+					continue
+				}
+				t.setUp(false)
+			} else {
+				// A channel that fails at once marks the tunnel down
+				// again, quietly; one that works ends the probing.
+				t.setUp(true)
+			}
 			down = false
 			want = max(want, 1)
 		}
@@ -231,6 +253,7 @@ func (t *tunnel) addIdle(ctx context.Context, ch Channel) {
 			if ctx.Err() == nil {
 				t.channelFailed(err, ch.Stderr())
 			}
+			t.wake() // refill; a VM that is gone shows up then as 125
 		}
 	}()
 }
@@ -284,8 +307,8 @@ func (t *tunnel) channelFailed(err error, stderr string) {
 
 func (t *tunnel) setDown(reason string) {
 	t.mu.Lock()
-	was := t.down
-	t.down = true
+	was := t.down || t.probing
+	t.down, t.probing = true, false
 	if !was {
 		t.downSince = time.Now()
 	}
@@ -307,11 +330,26 @@ func (t *tunnel) setDown(reason string) {
 	t.wake()
 }
 
-func (t *tunnel) setUp(why string) {
+// setUp lets connections through again; probing means the VM is only
+// presumed back (see reachable).
+func (t *tunnel) setUp(probing bool) {
 	t.mu.Lock()
-	t.down = false
+	t.down, t.probing = false, probing
 	t.mu.Unlock()
-	t.log.WithField("vm", t.cfg.VM).Debug(why)
+	if !probing {
+		t.log.WithField("vm", t.cfg.VM).Info("vm reachable again")
+	}
+}
+
+// reachable ends probing once a connection got an answer through.
+func (t *tunnel) reachable() {
+	t.mu.Lock()
+	was := t.probing
+	t.probing = false
+	t.mu.Unlock()
+	if was {
+		t.log.WithField("vm", t.cfg.VM).Info("vm reachable again")
+	}
 }
 
 func (t *tunnel) noteErr(msg string) {
@@ -444,6 +482,9 @@ func (t *tunnel) serve(ctx context.Context, conn *net.TCPConn) {
 	if exitErr != nil && c.in.Load()+c.out.Load() == 0 || unreachable(exitErr) {
 		t.channelFailed(exitErr, ch.Stderr())
 	}
+	if exitErr == nil && c.out.Load() > 0 {
+		t.reachable()
+	}
 	t.mu.Lock()
 	t.stats.bytesIn += c.in.Load()
 	t.stats.bytesOut += c.out.Load()
@@ -477,7 +518,7 @@ func (t *tunnel) channel(ctx context.Context) (Channel, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("start vm %s: %w", t.cfg.VM, err)
 		}
-		t.setUp("vm started for a connection")
+		t.setUp(false)
 	}
 	// The channel lives as long as the daemon (ctx): connections end it
 	// themselves; connect_timeout bounds only the start of the process.
