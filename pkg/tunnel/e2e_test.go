@@ -357,4 +357,3 @@ func TestE2EBinaryNonLoopback(t *testing.T) {
 		t.Fatalf("serve with 0.0.0.0: %v, want exit 78 naming allow_non_loopback", r)
 	}
 }
-
