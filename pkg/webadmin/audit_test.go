@@ -169,3 +169,41 @@ func TestFollowFile(t *testing.T) {
 		t.Errorf("after rotation: %+v", evs[2])
 	}
 }
+
+// TestFollowJournal runs a stand-in journalctl that checks the arguments
+// the real one needs (follow, unit, cat output) and prints a backlog line,
+// then a new line a moment later.
+func TestFollowJournal(t *testing.T) {
+	dir := t.TempDir()
+	jc := filepath.Join(dir, "journalctl")
+	script := `#!/bin/sh
+case " $* " in *" --follow "*) ;; *) echo "no --follow: $*" >&2; exit 2;; esac
+case " $* " in *" --unit=qvm-remote-dom0.service "*) ;; *) echo "wrong unit: $*" >&2; exit 2;; esac
+case " $* " in *" --output=cat "*) ;; *) echo "wrong output: $*" >&2; exit 2;; esac
+echo 'level=info msg="channel open" audit=CHANNEL vm=work'
+echo 'level=info msg=unrelated'
+sleep 0.3
+echo 'level=warning msg=auth audit=AUTH-FAIL vm=evil id=x1'
+exec sleep 30
+`
+	if err := os.WriteFile(jc, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	feed := NewFeed(10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { FollowJournal(ctx, jc, "qvm-remote-dom0.service", 50, feed, logging.Discard()); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	var evs []Event
+	for time.Now().Before(deadline) {
+		if evs, _ = feed.Since(0); len(evs) >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done // the journalctl child dies with ctx
+	if len(evs) != 2 || evs[0].Category != "CHANNEL" || evs[1].Category != "AUTH-FAIL" || evs[1].ID != "x1" {
+		t.Fatalf("events %+v", evs)
+	}
+}

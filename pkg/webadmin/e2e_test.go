@@ -300,6 +300,9 @@ func TestSimulator(t *testing.T) {
 	if r := p.m.Dom0("systemctl is-active qvm-remote-dom0"); strings.TrimSpace(r.Stdout) == "active" {
 		t.Errorf("stop: still %q", r.Stdout)
 	}
+	if st := p.state().Remote; st.Running() || st.Active != "inactive" {
+		t.Errorf("after stop the overview says %q", st.Active)
+	}
 	c.post("/action/remote/start", nil)
 	if r := p.m.Dom0("systemctl is-active qvm-remote-dom0"); strings.TrimSpace(r.Stdout) != "active" {
 		t.Errorf("start: %q", r.Stdout)
@@ -311,6 +314,9 @@ func TestSimulator(t *testing.T) {
 	c.post("/action/revoke", url.Values{"vm": {"work"}, "confirm": {"work"}})
 	if out := p.m.Dom0("qvm-remote-dom0 keys").Stdout; strings.Contains(out, "work") {
 		t.Errorf("revoke: keys still lists work: %q", out)
+	}
+	if a := p.state().Remote.Authorized; len(a) != 0 {
+		t.Errorf("after revoke the overview lists %+v", a)
 	}
 	if r := p.m.VM("work", "qvm-remote true"); r.Code == 0 {
 		t.Errorf("a revoked VM's command ran: %v", r)
