@@ -76,9 +76,10 @@ func loginctl(c *Call) int {
 			if err := os.WriteFile(p, nil, 0o644); err != nil {
 				return c.Errorf(1, "Could not enable linger: %v", err)
 			}
-			// logind starts user@UID.service at once.
+			// logind queues the start of user@UID.service and returns:
+			// nothing waits for the user's units.
 			g := userManager(c.Machine, c.Domain, u)
-			if err := g.ensureUserManager(g.spawner()); err != nil {
+			if err := g.ensureUserManager(g.spawner(), false); err != nil {
 				return c.Errorf(1, "Could not enable linger: %v", err)
 			}
 		}

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -556,9 +559,13 @@ func (g *manager) toolDir() string {
 }
 
 // stopUnit stops name's runner (ExecStop, TERM, KILL after TimeoutStopSec,
-// ExecStopPost all happen in the runner) and waits until it is gone.
+// ExecStopPost all happen in the runner) and waits until it is gone. A stop
+// job cancels a pending start job, as in systemd: a start job of a unit that
+// never gets ready (a notify unit crash-looping with a long RestartSec) holds
+// the job lock for as long as the runner lives, so the runner is told to stop
+// first, which ends the start job and frees the lock.
 func (g *manager) stopUnit(name string) error {
-	release, err := g.jobLock(name)
+	release, err := g.jobLockPreempt(name)
 	if err != nil {
 		return err
 	}
@@ -566,30 +573,109 @@ func (g *manager) stopUnit(name string) error {
 	return g.stopLocked(name)
 }
 
-func (g *manager) stopLocked(name string) error {
-	if !g.runnerAlive(name) {
-		return nil
+// jobLockPreempt takes name's job lock, stopping a runner whose pending
+// start job holds it. The wait is bounded like a stop: past TimeoutStopSec
+// (twice, plus a margin) the runner and its processes are killed.
+func (g *manager) jobLockPreempt(name string) (func(), error) {
+	if err := os.MkdirAll(g.hostState(""), 0o755); err != nil {
+		return nil, err
 	}
-	st := g.readState(name)
+	f, err := os.OpenFile(g.hostState(name+".job"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	var deadline time.Time
+	termed, killed := 0, false
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, err
+		}
+		if pid := g.runnerPID(name); pid > 0 {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(g.stopBound(name))
+			}
+			switch {
+			case time.Now().After(deadline) && !killed:
+				for _, p := range descendants(pid, g.m) {
+					unix.Kill(p, unix.SIGKILL)
+				}
+				unix.Kill(pid, unix.SIGKILL)
+				killed = true
+			case termed != pid:
+				unix.Kill(pid, unix.SIGTERM)
+				termed = pid
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runnerPID is the pid of name's live runner, or 0. The pid comes from the
+// state file, which a new runner writes only after it has the unit lock: it
+// is used only if that process is this unit's runner, never a recycled pid.
+func (g *manager) runnerPID(name string) int {
+	if !g.runnerAlive(name) {
+		return 0
+	}
+	pid := g.readState(name).RunnerPID
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return 0
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(args) < 3 || args[len(args)-1] != name || !slices.Contains(args, "--sim-run") {
+		return 0
+	}
+	if g.user != "" && !slices.Contains(args, g.user) {
+		return 0
+	}
+	return pid
+}
+
+
+// stopBound is how long a stop of name may take before its runner counts as
+// hung: TimeoutStopSec for ExecStop and again for the main process, plus a
+// margin.
+func (g *manager) stopBound(name string) time.Duration {
 	timeout := defaultTimeout
 	if u, _, err := g.loadUnit(name); err == nil {
 		timeout = u.TimeoutStopSec
 	}
-	if st.RunnerPID > 0 {
-		unix.Kill(st.RunnerPID, unix.SIGTERM)
-	}
-	// The runner allows TimeoutStopSec to ExecStop and again to the main
-	// process; beyond that (and a margin) it is hung and gets killed.
-	deadline := time.Now().Add(2*timeout + 5*time.Second)
 	if timeout > time.Hour {
-		deadline = time.Now().Add(365 * 24 * time.Hour)
+		return 365 * 24 * time.Hour
 	}
+	return 2*timeout + 5*time.Second
+}
+
+func (g *manager) stopLocked(name string) error {
+	if !g.runnerAlive(name) {
+		return nil
+	}
+	pid := g.runnerPID(name)
+	if pid > 0 {
+		unix.Kill(pid, unix.SIGTERM)
+	}
+	deadline := time.Now().Add(g.stopBound(name))
 	for g.runnerAlive(name) {
-		if time.Now().After(deadline) && st.RunnerPID > 0 {
-			for _, pid := range descendants(st.RunnerPID, g.m) {
-				unix.Kill(pid, unix.SIGKILL)
+		if pid == 0 {
+			// Started after our check: the state file names it now.
+			if pid = g.runnerPID(name); pid > 0 {
+				unix.Kill(pid, unix.SIGTERM)
 			}
-			unix.Kill(st.RunnerPID, unix.SIGKILL)
+		}
+		if time.Now().After(deadline) && pid > 0 {
+			for _, p := range descendants(pid, g.m) {
+				unix.Kill(p, unix.SIGKILL)
+			}
+			unix.Kill(pid, unix.SIGKILL)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -679,10 +765,15 @@ func (g *manager) orderUnits(names []string) []string {
 	return out
 }
 
-// boot starts what the manager's boot targets pull in.
-func (g *manager) boot(spawn spawner) {
+// boot starts what the manager's boot targets pull in, target by target.
+// before, if not nil, is called before each target's units are started: the
+// VM's rc.local hooks and a user manager's readiness hang on it.
+func (g *manager) boot(spawn spawner, before func(target string)) {
 	seen := map[string]bool{}
 	for _, t := range g.bootTargets() {
+		if before != nil {
+			before(t)
+		}
 		for _, n := range g.orderUnits(g.wantedBy(t)) {
 			if err := g.startUnit(n, spawn, seen); err != nil {
 				g.journal(n, fmt.Sprintf("%s: boot: %v", n, err))
@@ -705,20 +796,33 @@ func (g *manager) userManagerUp() bool {
 	return err == nil
 }
 
-// ensureUserManager starts the user manager if it is not up: like
-// user@UID.service it starts default.target's units. Qubes opens a logind
-// session for every qrexec call, so a `systemctl --user` run in a domain
-// always has one; the simulator does not model sessions closing, so a user
-// manager stays up until the domain stops (without linger, the real one
-// stops shortly after the user's last session ends).
-func (g *manager) ensureUserManager(spawn spawner) error {
+// managerTag labels the process running a user manager's boot jobs: it
+// stands for user@UID.service.
+func (g *manager) managerTag() string { return fmt.Sprintf("user@%d.service", uidOf(g.user)) }
+
+// ensureUserManager starts the user manager if it is not up, as logind
+// starts user@UID.service: its boot jobs run in their own process in the
+// domain (`systemd --sim-user-manager USER`), so no caller is held by a
+// unit that never gets ready. With wait, it returns once basic.target's
+// units are started: systemd reports a user manager ready there, and that
+// is what opening a session (pam_systemd) waits for; default.target's units
+// start in the background. logind's enable-linger, and linger at boot,
+// do not wait at all.
+//
+// Qubes opens a logind session for every qrexec call, so a `systemctl
+// --user` run in a domain always has one; the simulator does not model
+// sessions closing, so a user manager stays up until the domain stops
+// (without linger, the real one stops shortly after the user's last session
+// ends).
+func (g *manager) ensureUserManager(spawn spawner, wait bool) error {
 	if g.user == "" || g.userManagerUp() {
 		return nil
 	}
 	if err := os.MkdirAll(g.hostState(""), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(g.hostState("running"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	marker := g.hostState("running")
+	f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if errors.Is(err, os.ErrExist) {
 		return nil // someone else is starting it
 	}
@@ -727,10 +831,62 @@ func (g *manager) ensureUserManager(spawn spawner) error {
 	}
 	f.Close()
 	if err := os.MkdirAll(g.m.Path(g.domain, g.runtimeDir()), 0o700); err != nil {
+		os.Remove(marker)
 		return err
 	}
-	g.boot(spawn)
+	req := SpawnRequest{Argv: []string{filepath.Join(g.toolDir(), "systemd"), "--sim-user-manager", g.user},
+		User: g.user, Tag: g.managerTag(), Dir: "/"}
+	var rd *os.File
+	if wait {
+		var wr *os.File
+		if rd, wr, err = os.Pipe(); err != nil {
+			os.Remove(marker)
+			return err
+		}
+		defer rd.Close()
+		req.Stdout = wr
+	}
+	p, err := spawn(req)
+	if req.Stdout != nil {
+		req.Stdout.Close()
+	}
+	if err != nil {
+		os.Remove(marker)
+		return fmt.Errorf("start %s: %w", g.managerTag(), err)
+	}
+	p.Release()
+	if rd != nil {
+		// "ready", or EOF if the manager died first.
+		_, _ = bufio.NewReader(rd).ReadString('\n')
+	}
 	return nil
+}
+
+// runUserManager is the body of `systemd --sim-user-manager USER`: the
+// user manager's boot jobs. fd 1 is the readiness pipe of a waiting
+// session, if any.
+func runUserManager(c *Call, user string) int {
+	signal.Ignore(syscall.SIGPIPE)
+	g := userManager(c.Machine, c.Domain, user)
+	ready := c.Stdio.Out
+	g.boot(g.spawner(), func(target string) {
+		if target == "default.target" && ready != nil {
+			fmt.Fprintln(ready, "ready")
+			releaseStdout(ready)
+			ready = nil
+		}
+	})
+	return 0
+}
+
+// releaseStdout closes a readiness pipe that is fd 1 and points fd 1 at
+// /dev/null, so later writes to stdout cannot reach the reader.
+func releaseStdout(f *os.File) {
+	f.Close()
+	if n, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		unix.Dup2(int(n.Fd()), 1)
+		n.Close()
+	}
 }
 
 // userManagers lists the users whose manager is up in the domain.

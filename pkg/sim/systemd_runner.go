@@ -122,13 +122,8 @@ func (r *runner) report(line string) {
 		return
 	}
 	fmt.Fprintln(r.ready, line)
-	r.ready.Close()
+	releaseStdout(r.ready)
 	r.ready = nil
-	// fd 1 was the pipe; keep it pointing somewhere harmless.
-	if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
-		unix.Dup2(int(f.Fd()), 1)
-		f.Close()
-	}
 }
 
 // logf logs a message about the unit, prefixed with its name as systemd
@@ -160,6 +155,10 @@ func (r *runner) finish(result string) {
 	if result == "success" {
 		r.set("inactive", "dead", func(s *unitState) { s.Result = "success" })
 		r.logf("Deactivated successfully.")
+		if r.stopped {
+			// A stop job cancels the start job still waiting on us.
+			r.report("failed canceled")
+		}
 		r.report("done")
 		return
 	}

@@ -43,12 +43,18 @@ func systemdTool(c *Call) int {
 			return runUnit(c, user, a[1])
 		}
 	}
+	if len(a) == 2 && a[0] == "--sim-user-manager" && a[1] != "" {
+		return runUserManager(c, a[1])
+	}
 	return c.Errorf(1, "this is the simulator's service manager; use systemctl")
 }
 
 // sdOpts are the systemctl options the simulator understands.
 type sdOpts struct {
 	user, now, quiet, noBlock, value, all bool
+	// machine is --machine/-M [USER@]HOST; hasMachine tells "" from unset.
+	machine    string
+	hasMachine bool
 	props                                 []string
 	signal                                string
 }
@@ -125,6 +131,12 @@ func systemctl(c *Call) int {
 				return c.Errorf(1, "option requires an argument -- 's'")
 			}
 			o.signal = v
+		case name == "-M" || strings.HasPrefix(a, "-M") || name == "--machine":
+			v, ok := val()
+			if !ok {
+				return c.Errorf(1, "option requires an argument -- 'M'")
+			}
+			o.machine, o.hasMachine = v, true
 		case name == "-t" || name == "--type" || name == "--state" || name == "-n" || name == "--lines" || name == "-o" || name == "--output":
 			if _, ok := val(); !ok {
 				return c.Errorf(1, "option '%s' requires an argument", a)
@@ -141,10 +153,15 @@ func systemctl(c *Call) int {
 		verb, pos = pos[0], pos[1:]
 	}
 	g := systemManager(c.Machine, c.Domain)
-	if o.user {
+	if o.hasMachine {
+		var code int
+		if g, code = machineManager(c, o); g == nil {
+			return code
+		}
+	} else if o.user {
 		g = userManager(c.Machine, c.Domain, callerUser(c))
 		// systemctl --user talks to the user manager of the caller's session.
-		if err := g.ensureUserManager(g.spawner()); err != nil {
+		if err := g.ensureUserManager(g.spawner(), true); err != nil {
 			fmt.Fprintf(c.Stdio.Err, "Failed to connect to user scope bus: %v\n", err)
 			return sdExitFailure
 		}
@@ -224,6 +241,49 @@ func systemctl(c *Call) int {
 	return sdExitFailure
 }
 
+// machineManager is the manager --machine names. Only the local host is
+// reachable ("", ".host"; the simulator runs no containers). With --user,
+// USER@ is the user manager of USER, which root (or USER itself) reaches
+// through the machine transport without a session of its own: unlike plain
+// --user, it opens none, so the manager must already be running (linger, or
+// a session of USER). Without --user, USER@ only names who connects to the
+// system manager.
+func machineManager(c *Call, o sdOpts) (*manager, int) {
+	who, host, hasAt := strings.Cut(o.machine, "@")
+	if !hasAt {
+		who, host = "", o.machine
+	}
+	scope := "system"
+	if o.user {
+		scope = "user"
+	}
+	if host != "" && host != ".host" {
+		fmt.Fprintf(c.Stdio.Err, "Failed to connect to %s scope bus via machine transport: Host is down\n", scope)
+		return nil, sdExitFailure
+	}
+	if !o.user {
+		return systemManager(c.Machine, c.Domain), 0
+	}
+	self := callerUser(c)
+	if who == "" {
+		who = self
+	}
+	if !knownUser(c, who) {
+		fmt.Fprintf(c.Stdio.Err, "Failed to connect to user scope bus via machine transport: No such process\n")
+		return nil, sdExitFailure
+	}
+	if who != self && self != "root" {
+		fmt.Fprintf(c.Stdio.Err, "Failed to connect to user scope bus via machine transport: Permission denied\n")
+		return nil, sdExitFailure
+	}
+	g := userManager(c.Machine, c.Domain, who)
+	if !g.userManagerUp() {
+		fmt.Fprintf(c.Stdio.Err, "Failed to connect to user scope bus via machine transport: No such file or directory\n")
+		return nil, sdExitFailure
+	}
+	return g, 0
+}
+
 // printChangedWarning is systemctl's note about a stale loaded unit.
 func printChangedWarning(c *Call, g *manager, name string) {
 	if _, changed, err := g.loadUnit(name); err == nil && changed {
@@ -255,6 +315,8 @@ func jobFailure(c *Call, g *manager, verb string, err error) int {
 			fmt.Fprintf(c.Stdio.Err, "A dependency job for %s failed. See 'journalctl -xe' for details.\n", je.unit)
 		case "assert":
 			fmt.Fprintf(c.Stdio.Err, "Assertion failed on job for %s.\n", je.unit)
+		case "canceled":
+			fmt.Fprintf(c.Stdio.Err, "Job for %s canceled.\n", je.unit)
 		default:
 			why := map[string]string{
 				"exit-code":       "the control process exited with error code",
