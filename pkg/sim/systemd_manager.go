@@ -640,7 +640,6 @@ func (g *manager) runnerPID(name string) int {
 	return pid
 }
 
-
 // stopBound is how long a stop of name may take before its runner counts as
 // hung: TimeoutStopSec for ExecStop and again for the main process, plus a
 // margin.

@@ -55,8 +55,8 @@ type sdOpts struct {
 	// machine is --machine/-M [USER@]HOST; hasMachine tells "" from unset.
 	machine    string
 	hasMachine bool
-	props                                 []string
-	signal                                string
+	props      []string
+	signal     string
 }
 
 // callerUser is the user a tool runs as: $USER when it is a user of the
