@@ -81,9 +81,9 @@
     while (lines.children.length > maxLines) lines.firstElementChild.remove();
     none.hidden = true;
     if (atBottom) lines.scrollTop = lines.scrollHeight;
-    // A command started or ended: show it in the history now, not at the
-    // next poll.
-    if (/^(EXEC|DONE|DONE-FAIL|TIMEOUT)$/.test(cat) && !soon) {
+    // A command started or ended, or was refused: show it in the history
+    // and the queue counts now, not at the next poll.
+    if (/^(EXEC|DONE|DONE-FAIL|TIMEOUT|AUTH-FAIL|REJECT|DENY)$/.test(cat) && !soon) {
       soon = setTimeout(() => { soon = null; reload(); }, 150);
     }
   }
