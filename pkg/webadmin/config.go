@@ -82,7 +82,7 @@ func Spec() config.Spec[Config] {
 	return config.Spec[Config]{
 		Program:    Program,
 		EnvPrefix:  EnvPrefix,
-		SystemFile: "/etc/qubes-claw/qubes-claw-admin.yaml",
+		SystemFile: "/etc/qubes/qubes-claw-admin.yaml",
 		Defaults:   Defaults,
 	}
 }

@@ -148,7 +148,7 @@ retry_interval: 500ms
 	p.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	m.Install(sim.Dom0, filepath.Join(m.Bin, "qubes-claw-admin"), "/usr/bin/qubes-claw-admin", 0o755)
 	m.Install(sim.Dom0, filepath.Join(repoRoot, "rpm", "qubes-claw-admin.service"), "/usr/lib/systemd/system/qubes-claw-admin.service", 0o644)
-	m.WriteFile(sim.Dom0, "/etc/qubes-claw/qubes-claw-admin.yaml", []byte(fmt.Sprintf(
+	m.WriteFile(sim.Dom0, "/etc/qubes/qubes-claw-admin.yaml", []byte(fmt.Sprintf(
 		"listen: 127.0.0.1:%d\nrefresh: 500ms\n%s", port, extra)), 0o644)
 	p.systemctl("start", "qubes-claw-admin")
 	p.waitChannel("work")
