@@ -72,7 +72,7 @@ type agent struct {
 	httpPort, echoPort int
 }
 
-func newAgent(t *testing.T, isolation bool) *agent {
+func newAgent(t testing.TB, isolation bool) *agent {
 	t.Helper()
 	var opts []simtest.Option
 	httpPort, echoPort := 32125, 18789
@@ -100,7 +100,7 @@ func newAgent(t *testing.T, isolation bool) *agent {
 	return a
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func freePort(t *testing.T) int {
 }
 
 // serve starts the helper servers in the agent VM and waits for them.
-func (a *agent) serve(t *testing.T) {
+func (a *agent) serve(t testing.TB) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -130,7 +130,7 @@ func (a *agent) serve(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
@@ -148,7 +148,7 @@ type daemon struct {
 }
 
 // startDaemon writes the config into domain and runs the daemon there.
-func (a *agent) startDaemon(t *testing.T, domain, listenHTTP, listenEcho, extra string) *daemon {
+func (a *agent) startDaemon(t testing.TB, domain, listenHTTP, listenEcho, extra string) *daemon {
 	t.Helper()
 	cfg := fmt.Sprintf(`tunnels:
   - {name: proxy, listen: "%s", vm: agent, port: %d}
