@@ -97,6 +97,25 @@ func runOpenclawConfig(_ context.Context, opts *OpenclawConfigOptions) error {
 // keeping the gateway token of an existing file. An edited file is left
 // alone: the difference goes to out and the error has exit status 3.
 func writeOpenclaw(cfg llmproxy.Config, path, providerID, model string, force bool, out io.Writer) (openclaw.Outcome, error) {
+	content, err := openclawContent(cfg, path, providerID, model)
+	if err != nil {
+		return 0, err
+	}
+	outcome, err := openclaw.Write(path, content, force)
+	var edited *openclaw.EditedError
+	if errors.As(err, &edited) {
+		fmt.Fprintf(out, "--- %s (edited)\n+++ generated\n%s", path, edited.Diff)
+		return 0, cli.Exit(exitEdited, "%s was edited by hand and is left unchanged; the difference is above. Re-run with --force to replace it (the edited file is kept as %s.bak)", path, path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return outcome, nil
+}
+
+// openclawContent is the openclaw.json that writeOpenclaw would write,
+// keeping the gateway token of an existing file.
+func openclawContent(cfg llmproxy.Config, path, providerID, model string) ([]byte, error) {
 	var models []openclaw.Model
 	for _, m := range cfg.ModelsOf(cfg.Provider) {
 		models = append(models, openclaw.Model{ID: m.ID, Name: m.Name, Reasoning: m.Reasoning, Images: m.Images,
@@ -111,16 +130,7 @@ func writeOpenclaw(cfg llmproxy.Config, path, providerID, model string, force bo
 		Models: models, DefaultModel: model, GatewayToken: token,
 	})
 	if err != nil {
-		return 0, cli.Usagef("%v", err)
+		return nil, cli.Usagef("%v", err)
 	}
-	outcome, err := openclaw.Write(path, content, force)
-	var edited *openclaw.EditedError
-	if errors.As(err, &edited) {
-		fmt.Fprintf(out, "--- %s (edited)\n+++ generated\n%s", path, edited.Diff)
-		return 0, cli.Exit(exitEdited, "%s was edited by hand and is left unchanged; the difference is above. Re-run with --force to replace it (the edited file is kept as %s.bak)", path, path)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	return outcome, nil
+	return content, nil
 }

@@ -34,7 +34,10 @@ type SetupOptions struct {
 	Model       string
 	Force       bool
 	NoStart     bool
-	run         runner
+	// Check reports what setup would change ("would ..." lines) and
+	// changes nothing: the installer's idempotence test and dry run.
+	Check bool
+	run   runner
 }
 
 // AddFlags registers the command's flags.
@@ -44,6 +47,7 @@ func (o *SetupOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Model, "model", "", "OpenClaw's default model (default: the provider's first model)")
 	fs.BoolVar(&o.Force, "force", false, "replace an openclaw.json edited by hand (kept as .bak)")
 	fs.BoolVar(&o.NoStart, "no-start", false, "write files and linger only; start nothing now")
+	fs.BoolVar(&o.Check, "check", false, "change nothing: print a \"would ...\" line for each thing setup would change (none: all up to date)")
 }
 
 func newSetupCmd(g *globals, runF func(context.Context, *SetupOptions) error) *cobra.Command {
@@ -67,7 +71,8 @@ qvm-run -u root VM 'qubes-claw-proxy setup --provider anthropic --api-key-stdin'
     a boot hook in setup.rc_local_dir (/rw/config/rc.local.d) re-enabling it.
 
 Then it reloads the user manager and (re)starts what changed. Running it
-again changes nothing that is already right.` + exitStatusHelp + `
+again changes nothing that is already right; --check prints a "would ..." line
+per change it would make, and changes nothing.` + exitStatusHelp + `
   3    openclaw.json was edited by hand and left unchanged (all else was done)`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -108,12 +113,20 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 	}
 	changed := false
 	note := func(did bool, what string) {
-		if did {
+		switch {
+		case did && opts.Check:
+			changed = true
+			fmt.Fprintf(opts.Out, "would write %s\n", what)
+		case did:
 			changed = true
 			fmt.Fprintf(opts.Out, "wrote %s\n", what)
-		} else {
+		default:
 			fmt.Fprintf(opts.Out, "up to date: %s\n", what)
 		}
+	}
+	writeFile, symlink := vmsetup.WriteFile, vmsetup.Symlink
+	if opts.Check {
+		writeFile, symlink = differs, linkDiffers
 	}
 
 	// 1. The user's proxy config, validated as the units will load it.
@@ -151,7 +164,7 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 	if err != nil {
 		return &cli.Error{Code: exitConfig, Err: err}
 	}
-	did, err := vmsetup.WriteFile(userFile, doc, 0o600, owner)
+	did, err := writeFile(userFile, doc, 0o600, owner)
 	if err != nil {
 		return err
 	}
@@ -159,6 +172,9 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 
 	// 2. OpenClaw's config.
 	ocPath := filepath.Join(home, ".openclaw", "openclaw.json")
+	if opts.Check {
+		return checkRest(opts, sc, cfg, home, ocPath, owner, changed)
+	}
 	outcome, ocErr := writeOpenclaw(cfg, ocPath, openclaw.DefaultProviderID, opts.Model, opts.Force, opts.Out)
 	if ocErr == nil {
 		note(outcome != openclaw.Unchanged, ocPath)
@@ -177,13 +193,13 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 		name string
 		text []byte
 	}{{vmsetup.ProxyUnit, vmsetup.ProxyUnitText(uo)}, {vmsetup.GatewayUnit, vmsetup.GatewayUnitText(uo)}} {
-		did, err := vmsetup.WriteFile(filepath.Join(unitDir, u.name), u.text, 0o644, owner)
+		did, err := writeFile(filepath.Join(unitDir, u.name), u.text, 0o644, owner)
 		if err != nil {
 			return err
 		}
 		note(did, filepath.Join(unitDir, u.name))
 		link := filepath.Join(unitDir, "default.target.wants", u.name)
-		did, err = vmsetup.Symlink("../"+u.name, link, owner)
+		did, err = symlink("../"+u.name, link, owner)
 		if err != nil {
 			return err
 		}
@@ -313,4 +329,97 @@ func chown(path string, o vmsetup.Owner) error {
 func flagOn(sc vmsetup.Config, service string) bool {
 	_, err := os.Stat(filepath.Join(string(sc.ServiceFlagDir), service))
 	return err == nil
+}
+
+// differs is vmsetup.WriteFile's test without the write: does path lack
+// exactly content and mode?
+func differs(path string, content []byte, mode os.FileMode, _ vmsetup.Owner) (bool, error) {
+	old, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	return string(old) != string(content) || fi.Mode().Perm() != mode.Perm(), nil
+}
+
+// linkDiffers is vmsetup.Symlink's test without the change.
+func linkDiffers(target, path string, _ vmsetup.Owner) (bool, error) {
+	cur, err := os.Readlink(path)
+	if err == nil {
+		return cur != target, nil
+	}
+	if _, lerr := os.Lstat(path); lerr == nil {
+		return false, fmt.Errorf("%s exists and is not a symlink", path)
+	}
+	return true, nil
+}
+
+// checkRest is setup's check from OpenClaw's config on: the same steps as
+// runSetup, compared and never written, nothing started.
+func checkRest(opts *SetupOptions, sc vmsetup.Config, cfg llmproxy.Config, home, ocPath string, owner vmsetup.Owner, changed bool) error {
+	note := func(did bool, what string) {
+		if did {
+			changed = true
+			fmt.Fprintf(opts.Out, "would write %s\n", what)
+		} else {
+			fmt.Fprintf(opts.Out, "up to date: %s\n", what)
+		}
+	}
+	content, err := openclawContent(cfg, ocPath, openclaw.DefaultProviderID, opts.Model)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(ocPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	note(err != nil || string(old) != string(content), ocPath)
+	unitDir := filepath.Join(home, ".config", "systemd", "user")
+	uo := vmsetup.UnitOptionsOf(sc)
+	for _, u := range []struct {
+		name string
+		text []byte
+	}{{vmsetup.ProxyUnit, vmsetup.ProxyUnitText(uo)}, {vmsetup.GatewayUnit, vmsetup.GatewayUnitText(uo)}} {
+		did, err := differs(filepath.Join(unitDir, u.name), u.text, 0o644, owner)
+		if err != nil {
+			return err
+		}
+		note(did, filepath.Join(unitDir, u.name))
+		did, err = linkDiffers("../"+u.name, filepath.Join(unitDir, "default.target.wants", u.name), owner)
+		if err != nil {
+			return err
+		}
+		if did {
+			changed = true
+			fmt.Fprintf(opts.Out, "would enable %s\n", u.name)
+		}
+	}
+	pers, err := vmsetup.DetectPersistence(string(sc.QubesRunDir))
+	if err != nil {
+		return err
+	}
+	if pers == vmsetup.RWOnly {
+		hook := filepath.Join(string(sc.RCLocalDir), vmsetup.LingerHookName)
+		did, err := differs(hook, vmsetup.LingerHook(sc.User), 0o755, vmsetup.Owner{})
+		if err != nil {
+			return err
+		}
+		note(did, hook+" (AppVM: re-enables linger at each boot)")
+	}
+	// loginctl enable-linger records linger as this file (systemd).
+	linger := string(config.ResolveEnv(config.Path("/var/lib/systemd/linger/" + sc.User)))
+	if _, err := os.Stat(linger); err != nil {
+		changed = true
+		fmt.Fprintf(opts.Out, "would enable linger for %s\n", sc.User)
+	}
+	if !changed {
+		fmt.Fprintln(opts.Out, "setup: nothing to change")
+	}
+	return nil
 }

@@ -214,3 +214,46 @@ func TestSetupKeepsEditedOpenclaw(t *testing.T) {
 		t.Error("the rest of setup must still run when openclaw.json is kept")
 	}
 }
+
+// TestSetupCheck: --check writes nothing and runs no tool; it says "would"
+// for each difference and nothing to change once setup has run (linger
+// included), and notices a unit edited afterwards.
+func TestSetupCheck(t *testing.T) {
+	root := vmRoot(t, "rw-only", "qubes-claw-proxy")
+	tools := &fakeTools{}
+	key := "sk-ant-secret-0123456789\n"
+	args := []string{"setup", "--provider", "anthropic", "--api-key-stdin"}
+	home := filepath.Join(root, "home/user")
+	code, out := runWith(t, tools, key, append(args, "--check")...)
+	if code != 0 || !strings.Contains(out, "would write "+filepath.Join(home, ".config/qubes-claw/qubes-claw-proxy.yaml")) ||
+		!strings.Contains(out, "would enable qubes-claw-proxy.service") || !strings.Contains(out, "would enable linger for user") {
+		t.Fatalf("check on a fresh VM: exit %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".config")); !os.IsNotExist(err) {
+		t.Fatalf("--check wrote into the home: %v", err)
+	}
+	if got := tools.take(); len(got) != 0 {
+		t.Fatalf("--check ran tools: %q", got)
+	}
+	if code, out := runWith(t, tools, key, args...); code != 0 {
+		t.Fatalf("setup: exit %d:\n%s", code, out)
+	}
+	// What logind does for enable-linger (the fake only records the call).
+	os.MkdirAll(filepath.Join(root, "var/lib/systemd/linger"), 0o755)
+	os.WriteFile(filepath.Join(root, "var/lib/systemd/linger/user"), nil, 0o644)
+	tools.take()
+	code, out = runWith(t, tools, key, append(args, "--check")...)
+	if code != 0 || strings.Contains(out, "would") || !strings.Contains(out, "setup: nothing to change") {
+		t.Fatalf("check after setup: exit %d:\n%s", code, out)
+	}
+	// A different key is a change to the user's config.
+	if _, out = runWith(t, tools, "sk-ant-other-0123456789\n", append(args, "--check")...); !strings.Contains(out, "would write "+filepath.Join(home, ".config/qubes-claw/qubes-claw-proxy.yaml")) {
+		t.Errorf("check with another key:\n%s", out)
+	}
+	unit := filepath.Join(home, ".config/systemd/user/qubes-claw-proxy.service")
+	os.WriteFile(unit, []byte("[Service]\nExecStart=/bin/true\n"), 0o644)
+	code, out = runWith(t, tools, key, append(args, "--check")...)
+	if code != 0 || !strings.Contains(out, "would write "+unit) || read(t, unit) != "[Service]\nExecStart=/bin/true\n" {
+		t.Errorf("check after an edit: exit %d:\n%s", code, out)
+	}
+}
