@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,10 @@ import (
 // VM authorized for qvm-remote only after the warning, in restricted mode.
 func TestWizardCustom(t *testing.T) {
 	m := newMachine(t)
+	// The wizard's defaults come from the system answers file: the provider,
+	// no dom0 tunnel (the one port is typed below).
+	m.WriteFile(sim.Dom0, "/etc/qubes/qubes-claw-install.yaml", []byte(systemAnswers(newPorts(t), false)), 0o644)
+	port := fmt.Sprint(freePort(t))
 	s := startOnPTY(t, m)
 	s.answer("Agent VM name", "Bad Name!")
 	s.answer("not a VM name", "my-agent")
@@ -28,7 +33,7 @@ func TestWizardCustom(t *testing.T) {
 	s.answer("Start the agent VM at boot", "n")
 	s.answer("Client VMs", "work")
 	s.answer("Ports", "99999")
-	s.answer("not a TCP port", "32125")
+	s.answer("not a TCP port", port)
 	s.answer("Authorize a VM for qvm-remote", "y")
 	s.answer("VM authorized for qvm-remote", "my-agent")
 	s.expect("WARNING: my-agent is the agent VM")
@@ -48,7 +53,7 @@ func TestWizardCustom(t *testing.T) {
 		{"qvm-prefs my-agent memory", "1000"},
 		{"qvm-prefs my-agent maxmem", "0"},
 		{"qvm-prefs my-agent autostart", "False"},
-		{"qvm-features my-agent qubes-claw.ports", "32125"},
+		{"qvm-features my-agent qubes-claw.ports", port},
 	} {
 		r := m.Host(strings.Fields(c.argv)...)
 		if r.Code != 0 || strings.TrimSpace(r.Stdout) != c.want {
@@ -74,7 +79,7 @@ func TestWizardCustom(t *testing.T) {
 // qvm-remote without the explicit choice are refused before any change.
 func TestAgentNeverSilentlyAuthorized(t *testing.T) {
 	m := newMachine(t)
-	writeAnswers(m, baseAnswers+"remote:\n  vm: claw-agent\n")
+	writeAnswers(m, newPorts(t).answers()+"remote:\n  vm: claw-agent\n")
 	r := install(m, "--config", answersPath, "--yes")
 	if r.Code != 2 || !strings.Contains(r.Stderr, "explicit remote.authorize_agent") {
 		t.Fatalf("want a refusal: %v", r)
@@ -98,7 +103,7 @@ func TestRebootPersistentEnable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMachine(t)
-			writeAnswers(m, baseAnswers+tc.extra)
+			writeAnswers(m, newPorts(t).answers()+tc.extra)
 			r := m.Run(simtest.Cmd{Argv: []string{"qubes-claw-install", "--config", answersPath, "--yes"},
 				Env: []string{"QCI_REMOTE_PERSISTENT_ENABLE=yes"}})
 			if r.Code != 2 || !strings.Contains(r.Stderr, "is refused") {

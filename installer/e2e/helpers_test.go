@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/qubes-claw/qubes-claw/pkg/pkgspec"
 	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
 )
@@ -25,18 +27,98 @@ const repoRoot = "../.."
 const answersPath = "/home/user/answers.yaml"
 
 // newMachine is a machine as a user has it before installing: a template
-// with qvm-remote (the qubes-claw template package), a client AppVM, and
-// qvm-remote-dom0 with its unit and a config fit for the simulator in dom0.
-func newMachine(t *testing.T) *simtest.Machine {
+// with the qubes-claw VM packages (qvm-remote, qubes-claw-vm) and an
+// OpenClaw stand-in, a client AppVM, and dom0 with qubes-claw-dom0 and
+// qvm-remote-dom0, the latter's config fit for the simulator.
+func newMachine(t *testing.T, opts ...simtest.Option) *simtest.Machine {
 	t.Helper()
-	m := simtest.New(t)
+	m := simtest.New(t, opts...)
 	m.Template("fedora")
-	m.Install("fedora", filepath.Join(m.Bin, "qvm-remote"), "/usr/bin/qvm-remote", 0o755)
+	installPackage(t, m, "fedora", "qvm-remote")
+	installPackage(t, m, "fedora", "qubes-claw-vm")
+	m.Install("fedora", filepath.Join(m.Bin, "qubes-claw-standin"), "/usr/bin/qubes-claw-standin", 0o755)
+	m.WriteFile("fedora", "/usr/bin/openclaw", []byte(fakeOpenclaw), 0o755)
 	m.AppVM("work", "fedora")
-	m.Install(sim.Dom0, filepath.Join(m.Bin, "qvm-remote-dom0"), "/usr/bin/qvm-remote-dom0", 0o755)
-	m.Install(sim.Dom0, filepath.Join(repoRoot, "rpm", "qvm-remote-dom0.service"), "/usr/lib/systemd/system/qvm-remote-dom0.service", 0o644)
+	installPackage(t, m, sim.Dom0, "qvm-remote-dom0")
+	installPackage(t, m, sim.Dom0, "qubes-claw-dom0")
 	m.WriteFile(sim.Dom0, "/etc/qubes/qvm-remote-dom0.yaml", []byte(daemonConfig(m)), 0o644)
+	m.WriteFile(sim.Dom0, keyPath, []byte(providerKey+"\n"), 0o600)
 	return m
+}
+
+// fakeOpenclaw stands in for the OpenClaw CLI the gateway unit runs:
+// `openclaw gateway --port N ...` serves HTTP on N.
+const fakeOpenclaw = `#!/bin/sh
+[ "$1" = gateway ] && [ "$2" = --port ] || exit 64
+exec qubes-claw-standin --listen "127.0.0.1:$3"
+`
+
+// installPackage installs what pkgspec says package name holds, as rpm
+// would: so the tests find every file where the package puts it.
+func installPackage(t *testing.T, m *simtest.Machine, domain, name string) {
+	t.Helper()
+	p, ok := pkgspec.Find(name)
+	if !ok {
+		t.Fatalf("no package %s", name)
+	}
+	for _, e := range p.For(pkgspec.RPM, pkgspec.InTree(repoRoot)) {
+		switch e.Kind {
+		case pkgspec.Binary:
+			m.Install(domain, filepath.Join(m.Bin, e.Source), e.Dest, e.Mode)
+		case pkgspec.File, pkgspec.Config:
+			m.Install(domain, filepath.Join(repoRoot, e.Source), e.Dest, e.Mode)
+		case pkgspec.Symlink:
+			m.Symlink(domain, e.Source, e.Dest)
+		case pkgspec.Dir:
+			if err := os.MkdirAll(m.Sim.Path(domain, e.Dest), e.Mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// The provider key the answers name (setup.api_key_file), in dom0.
+const (
+	keyPath     = "/home/user/provider.key"
+	providerKey = "sk-standin-key-0123"
+)
+
+// freePort returns a loopback port nobody listens on now: outside
+// isolation mode every domain shares the host's loopback, so each machine
+// needs its own ports for the VM's proxy and gateway and dom0's tunnels.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ports are one machine's ports: the VM's (proxy, gateway), dom0's tunnel
+// ends, and the stand-in provider's.
+type ports struct{ proxy, gateway, tproxy, tgateway, provider int }
+
+func newPorts(t *testing.T) ports {
+	return ports{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
+}
+
+// answers are the base answers: the template, a client, the machine's
+// ports, the provider (the stand-in; unreachable until a test starts it).
+func (p ports) answers() string {
+	return fmt.Sprintf(`agent:
+  template: fedora
+clients:
+  vms: [work]
+ports: [%d, %d]
+tunnel:
+  listen: ["127.0.0.1:%d", "127.0.0.1:%d"]
+setup:
+  provider: openai
+  base_url: http://127.0.0.1:%d/openai/v1
+  api_key_file: %s
+`, p.proxy, p.gateway, p.tproxy, p.tgateway, p.provider, keyPath)
 }
 
 // daemonConfig adapts qvm-remote-dom0 to the simulator: commands need the

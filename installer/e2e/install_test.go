@@ -1,40 +1,40 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/qubes-claw/qubes-claw/installer/plan"
 	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
 )
-
-const baseAnswers = `agent:
-  template: fedora
-clients:
-  vms: [work]
-`
 
 // TestInstallFromAnswers: a fresh machine, the answers file, no terminal:
 // every item as planned, a second run changes nothing and says so, and
 // uninstall --remove-vms gives back the machine as it was.
 func TestInstallFromAnswers(t *testing.T) {
 	m := newMachine(t)
-	writeAnswers(m, baseAnswers)
+	p := newPorts(t)
+	writeAnswers(m, p.answers())
 	before := snapshot(t, m)
 
 	dry := mustInstall(t, m, "--config", answersPath, "--dry-run")
-	contains(t, "dry run", dry, "[1/10] VM claw-agent: will change")
+	contains(t, "dry run", dry, "[1/14] VM claw-agent: will change")
 	contains(t, "dry run", dry, "dry run: nothing changed")
 	if after := snapshot(t, m); after != before {
 		t.Fatalf("--dry-run changed the machine:\n%s", diffLines(before, after))
 	}
 
 	out := mustInstall(t, m, "--config", answersPath)
-	contains(t, "install", out, "[3/10] tags on claw-agent ... changed")
-	contains(t, "install", out, "[10/10] qvm-remote key of claw-admin ... changed")
+	contains(t, "install", out, "[3/14] tags on claw-agent ... changed")
+	contains(t, "install", out, "[9/14] enable and start qubes-claw-tunnel.service ... changed")
+	contains(t, "install", out, "[12/14] qvm-remote key of claw-admin ... changed")
+	contains(t, "install", out, "[14/14] qubes-claw-proxy setup in claw-agent ... changed")
 	checkInstalled(t, m, []string{"work"}, false)
+	if r := m.Host("qvm-features", "claw-agent", "qubes-claw.ports"); strings.TrimSpace(r.Stdout) != fmt.Sprintf("%d,%d", p.proxy, p.gateway) {
+		t.Errorf("ports feature: %v", r)
+	}
 	installed := snapshot(t, m)
 
 	again := mustInstall(t, m, "--config", answersPath)
@@ -66,7 +66,6 @@ func checkInstalled(t *testing.T, m *simtest.Machine, clients []string, persiste
 		{"qvm-prefs claw-agent vcpus", "2"},
 		{"qvm-prefs claw-agent autostart", "True"},
 		{"qvm-features claw-agent qubes-claw.role", "server"},
-		{"qvm-features claw-agent qubes-claw.ports", "32125,18789"},
 		{"qvm-features claw-agent supported-service.qubes-claw-proxy", "1"},
 		{"qvm-service claw-agent qubes-claw-proxy", "on"},
 		{"qvm-service claw-agent qubes-claw-gateway", "on"},
@@ -88,11 +87,14 @@ func checkInstalled(t *testing.T, m *simtest.Machine, clients []string, persiste
 			t.Errorf("%s lacks tag %s: %v", c[0], c[1], r)
 		}
 	}
-	cfg := plan.Defaults()
-	cfg.Clients.VMs = clients
+	// The policy is the tunnel daemon's rendering of the tunnel config the
+	// installer wrote: one source for both.
 	policy, err := os.ReadFile(m.Sim.Path(sim.Dom0, "/etc/qubes/policy.d/40-qubes-claw-install.policy"))
-	if err != nil || string(policy) != string(plan.RenderPolicy(&cfg)) {
-		t.Errorf("policy file: %v\n%s", err, policy)
+	if r := m.Dom0("qubes-claw-tunnel", "policy", "render"); err != nil || r.Code != 0 || r.Stdout != string(policy) {
+		t.Errorf("policy file (%v):\n%s\nqubes-claw-tunnel policy render: %v", err, policy, r)
+	}
+	if r := m.Dom0("systemctl", "is-enabled", "qubes-claw-tunnel.service"); r.Code != 0 {
+		t.Errorf("tunnel unit not enabled: %v", r)
 	}
 	// The key dom0 stored is the one the admin VM made (pull model).
 	vmKey := m.VM("claw-admin", "qvm-remote key show")
@@ -109,7 +111,7 @@ func checkInstalled(t *testing.T, m *simtest.Machine, clients []string, persiste
 // our tags, features and services; other VMs lose the client tag.
 func TestUninstallKeepsVMs(t *testing.T) {
 	m := newMachine(t)
-	writeAnswers(m, baseAnswers)
+	writeAnswers(m, newPorts(t).answers())
 	mustInstall(t, m, "--config", answersPath)
 	out := mustInstall(t, m, "uninstall", "--config", answersPath)
 	contains(t, "uninstall", out, "keeping VM claw-agent")
@@ -137,7 +139,8 @@ func TestUninstallRestoresPriorValues(t *testing.T) {
 	m.CreateVM("agent", "--class", "StandaloneVM", "-l", "green")
 	m.MustRun("qvm-prefs", "agent", "memory", "600")
 	m.MustRun("qvm-features", "agent", "qubes-claw.role", "old")
-	writeAnswers(m, "agent:\n  name: agent\nremote:\n  enabled: false\n")
+	// The VM has no qubes-claw package: no VM side; no tunnel either.
+	writeAnswers(m, "agent:\n  name: agent\nremote:\n  enabled: false\nsetup:\n  enabled: false\ntunnel:\n  enabled: false\n")
 	before := snapshot(t, m)
 	mustInstall(t, m, "--config", answersPath)
 	if r := m.Host("qvm-prefs", "agent", "memory"); strings.TrimSpace(r.Stdout) != "800" {
@@ -155,12 +158,12 @@ func TestFailureReport(t *testing.T) {
 	m := newMachine(t)
 	// The admin VM's template lacks qvm-remote: the key step fails.
 	m.Template("bare")
-	writeAnswers(m, baseAnswers+"remote:\n  template: bare\n")
+	writeAnswers(m, newPorts(t).answers()+"remote:\n  template: bare\n")
 	r := install(m, "--config", answersPath)
 	if r.Code != 1 {
 		t.Fatalf("want exit 1: %v", r)
 	}
-	contains(t, "report", r.Stderr, "step 10/10 failed: qvm-remote key of claw-admin")
+	contains(t, "report", r.Stderr, "step 12/14 failed: qvm-remote key of claw-admin")
 	contains(t, "report", r.Stderr, "command: qvm-run --pass-io --no-gui claw-admin qvm-remote key")
 	contains(t, "report", r.Stderr, "stderr:")
 	contains(t, "report", r.Stderr, "what to do: a program is missing in the VM")

@@ -51,35 +51,60 @@ func renderSalt(t *testing.T, roots, pillar string, args ...string) (rendered, s
 	return r, stderr.String(), err
 }
 
-const customPillar = `qubes-claw:
-  agent:
-    name: my-agent
-    class: AppVM
-    template: fedora
-    label: blue
-    netvm: none
-    autostart: false
-  clients:
-    vms: [work]
-  ports: [32125]
-  remote:
-    persistent_enable: "yes"
-`
+// custom are answers unlike the defaults: an AppVM agent without network,
+// one port, qvm-remote-dom0 accepted at boot.
+func (p ports) custom() string {
+	return fmt.Sprintf(`agent:
+  name: my-agent
+  class: AppVM
+  template: fedora
+  label: blue
+  netvm: none
+  autostart: false
+clients:
+  vms: [work]
+ports: [%d]
+tunnel:
+  listen: ["127.0.0.1:%d"]
+setup:
+  provider: openai
+  base_url: http://127.0.0.1:%d/openai/v1
+  api_key_file: %s
+remote:
+  persistent_enable: "yes"
+`, p.proxy, p.tproxy, p.provider, keyPath)
+}
+
+// pillarOf is the pillar for answers: the same settings under
+// "qubes-claw", the key itself instead of the dom0 file naming it.
+func pillarOf(answers string) string {
+	a := strings.Replace(answers, "api_key_file: "+keyPath, fmt.Sprintf("api_key: %q", providerKey), 1)
+	return "qubes-claw:\n" + indent(a)
+}
 
 // TestSaltRenders: the top file and every .sls render like Salt's renderer
 // for the default and a custom pillar, and pass the structural and qvm.*
 // argument checks; seeded defects are caught.
 func TestSaltRenders(t *testing.T) {
-	for name, pillar := range map[string]string{"defaults": "", "custom": customPillar} {
-		t.Run(name, func(t *testing.T) {
-			r, stderr, err := renderSalt(t, saltRoot, pillar, "top", "qubes-claw.top")
-			if err != nil {
-				t.Fatalf("render: %v\n%s", err, stderr)
-			}
-			if len(r.SLS) != 1 || len(r.States) < 4 {
-				t.Fatalf("top selected %v with %d states", r.SLS, len(r.States))
-			}
-		})
+	p := ports{32125, 18789, 32125, 18789, 8080}
+	for name, pillar := range map[string]string{"defaults": "", "custom": pillarOf(p.custom())} {
+		for _, id := range []string{"dom0", "claw-agent", "my-agent", "fedora"} {
+			t.Run(name+" "+id, func(t *testing.T) {
+				r, stderr, err := renderSalt(t, saltRoot, pillar, "--id", id, "top", "qubes-claw.top")
+				if err != nil {
+					t.Fatalf("render: %v\n%s", err, stderr)
+				}
+				want := map[string]string{"dom0": "[qubes-claw]", "claw-agent": "[]", "my-agent": "[]", "fedora": "[]"}
+				if name == "defaults" {
+					want["claw-agent"] = "[qubes-claw.vm]"
+				} else {
+					want["my-agent"], want["fedora"] = "[qubes-claw.vm]", "[qubes-claw.template]"
+				}
+				if got := fmt.Sprint(r.SLS); got != want[id] || (len(r.SLS) > 0 && len(r.States) == 0) {
+					t.Fatalf("top selected %v with %d states, want %s", got, len(r.States), want[id])
+				}
+			})
+		}
 	}
 	for _, seed := range []struct{ from, to, want string }{
 		{"      - memory:", "      - memory_mb:", "does not accept 'memory_mb'"},
@@ -117,28 +142,44 @@ func copyTree(t *testing.T, src, dst string) {
 // simulator leave it identical to what the installer makes of the same
 // answers.
 func TestSaltMatchesInstaller(t *testing.T) {
-	for _, tc := range []struct{ name, answers, pillar string }{
-		{"defaults", baseAnswers, "qubes-claw:\n" + indent(baseAnswers)},
-		{"custom", strings.TrimPrefix(indentOut(customPillar), "qubes-claw:\n"), customPillar},
+	for _, tc := range []struct {
+		name   string
+		agent  string
+		answer func(ports) string
+	}{
+		{"defaults", "claw-agent", ports.answers},
+		{"custom", "my-agent", ports.custom},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, stderr, err := renderSalt(t, saltRoot, tc.pillar, "top", "qubes-claw.top")
-			if err != nil {
-				t.Fatalf("render: %v\n%s", err, stderr)
+			answers := tc.answer(newPorts(t))
+			pillar := pillarOf(answers)
+			// qubesctl's order: dom0, then templates, then the other VMs.
+			var states []rendered
+			for _, id := range []string{"dom0", "fedora", tc.agent} {
+				r, stderr, err := renderSalt(t, saltRoot, pillar, "--id", id, "top", "qubes-claw.top")
+				if err != nil {
+					t.Fatalf("render for %s: %v\n%s", id, err, stderr)
+				}
+				states = append(states, r)
 			}
 			byInstaller := newMachine(t)
-			writeAnswers(byInstaller, tc.answers)
+			writeAnswers(byInstaller, answers)
 			mustInstall(t, byInstaller, "--config", answersPath)
+			a, aEnabled := snapshot(t, byInstaller), enabled(byInstaller)
+			// Both machines use the same loopback ports outside isolation.
+			byInstaller.Shutdown()
 
 			bySalt := newMachine(t)
-			writeAnswers(bySalt, tc.answers) // the same files on both machines
-			applySalt(t, bySalt, r)
-			a, b := snapshot(t, byInstaller), snapshot(t, bySalt)
+			writeAnswers(bySalt, answers) // the same files on both machines
+			for i, id := range []string{sim.Dom0, "fedora", tc.agent} {
+				applySalt(t, bySalt, id, states[i])
+			}
+			b := snapshot(t, bySalt)
 			if a != b {
 				t.Fatalf("Salt's end state differs from the installer's (- installer, + salt):\n%s", diffLines(a, b))
 			}
-			if enabled(byInstaller) != enabled(bySalt) {
-				t.Fatalf("qvm-remote-dom0 enabled: installer %v, salt %v", enabled(byInstaller), enabled(bySalt))
+			if aEnabled != enabled(bySalt) {
+				t.Fatalf("qvm-remote-dom0 enabled: installer %v, salt %v", aEnabled, enabled(bySalt))
 			}
 		})
 	}
@@ -164,8 +205,12 @@ func indentOut(s string) string {
 // through the simulated tools — qvm.vm's actions (present creates only a
 // missing VM; prefs, features and tags compare values first, as the real
 // module does), file.managed, cmd.run with unless, service.running.
-func applySalt(t *testing.T, m *simtest.Machine, r rendered) {
+func applySalt(t *testing.T, m *simtest.Machine, target string, r rendered) {
 	t.Helper()
+	changed := map[string]bool{} // state IDs that changed something (for watch)
+	inVM := func(cmd string, stdin []byte) simtest.Result {
+		return m.Run(simtest.Cmd{Argv: []string{"qvm-run", "-u", "root", "--pass-io", target, cmd}, Stdin: stdin})
+	}
 	for _, s := range r.States {
 		name := fmt.Sprint(s.Args["name"])
 		switch s.State + "." + s.Fun {
@@ -176,14 +221,28 @@ func applySalt(t *testing.T, m *simtest.Machine, r rendered) {
 		case "qvm.tags":
 			applyQvm(t, m, name, "tags", s.Args)
 		case "file.managed":
-			mode := s.Args["mode"].(string)
-			m.MustRun("qubes-sim", "dom0", m.Dir, "--", "sh", "-c", fmt.Sprintf("mkdir -p %q", filepath.Dir(name)))
-			m.WriteFile(sim.Dom0, name, []byte(s.Args["contents"].(string)), parseMode(t, mode))
-		case "cmd.run":
-			if u, ok := s.Args["unless"]; ok && m.Dom0(u.(string)).Code == 0 {
+			data := []byte(s.Args["contents"].(string))
+			if old, err := os.ReadFile(m.Sim.Path(target, name)); err == nil && string(old) == string(data) {
 				continue
 			}
-			if res := m.Dom0(name); res.Code != 0 {
+			if err := os.MkdirAll(m.Sim.Path(target, filepath.Dir(name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m.WriteFile(target, name, data, parseMode(t, s.Args["mode"].(string)))
+			changed[s.ID] = true
+		case "cmd.run":
+			var stdin []byte
+			if in, ok := s.Args["stdin"]; ok {
+				stdin = []byte(in.(string))
+			}
+			run := func(cmd string) simtest.Result { return m.Dom0(cmd) }
+			if target != sim.Dom0 {
+				run = func(cmd string) simtest.Result { return inVM(cmd, stdin) }
+			}
+			if u, ok := s.Args["unless"]; ok && run(u.(string)).Code == 0 {
+				continue
+			}
+			if res := run(name); res.Code != 0 {
 				t.Fatalf("state %s: %v", s.ID, res)
 			}
 		case "service.running":
@@ -192,10 +251,27 @@ func applySalt(t *testing.T, m *simtest.Machine, r rendered) {
 					t.Fatalf("state %s: %v", s.ID, res)
 				}
 			}
+			for _, w := range listOf(s.Args["watch"]) {
+				for _, id := range w.(map[string]any) {
+					if changed[id.(string)] {
+						m.Dom0("systemctl restart " + name)
+					}
+				}
+			}
+		case "pkg.installed":
+			// The machine has the package (newMachine): check its handler.
+			if _, err := os.Lstat(m.Sim.Path(target, "/etc/qubes-rpc/qubes-claw.Connect")); err != nil {
+				t.Fatalf("state %s: %s is not installed in %s: %v", s.ID, name, target, err)
+			}
 		default:
 			t.Fatalf("the test applier does not know %s.%s", s.State, s.Fun)
 		}
 	}
+}
+
+func listOf(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 func kwargs(v any) map[string]any {

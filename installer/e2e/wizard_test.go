@@ -14,8 +14,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
 )
+
+// systemAnswers is a system answers file (/etc/qubes/qubes-claw-install.yaml)
+// giving the wizard the machine's ports and the provider as defaults.
+func systemAnswers(p ports, tunnel bool) string {
+	a := p.answers()
+	a = a[strings.Index(a, "ports:"):] // no agent template, no clients: the wizard asks
+	if !tunnel {
+		a = strings.Replace(a, "tunnel:\n", "tunnel:\n  enabled: false\n", 1)
+		a = a[:strings.Index(a, "  listen:")] + a[strings.Index(a, "setup:"):]
+	}
+	return a
+}
 
 // openPTY opens a pseudo-terminal pair with golang.org/x/sys/unix (already
 // a dependency), so the wizard sees a real terminal on stdin.
@@ -135,10 +148,11 @@ func TestWizardDefaults(t *testing.T) {
 	for _, reply := range []string{"y", "YES", "", "yes"} {
 		t.Run(fmt.Sprintf("persistent=%q", reply), func(t *testing.T) {
 			m := newMachine(t)
+			m.WriteFile(sim.Dom0, "/etc/qubes/qubes-claw-install.yaml", []byte(systemAnswers(newPorts(t), true)), 0o644)
 			s := startOnPTY(t, m)
 			for _, q := range []string{"Agent VM name [claw-agent]", "class", "Template (fedora) [fedora]", "Label [purple]",
 				"NetVM", "Memory (MiB) [800]", "Maximum memory", "Virtual CPUs [2]", "Start the agent VM at boot [Y/n]",
-				"Client VMs", "Ports of the agent VM (proxy, gateway) [32125,18789]",
+				"Client VMs", "Ports of the agent VM (proxy, gateway) [",
 				"Authorize a VM for qvm-remote", "VM authorized for qvm-remote", "Label of the admin VM [black]"} {
 				s.answer(q, "")
 			}

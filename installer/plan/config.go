@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -36,6 +37,8 @@ type Config struct {
 	Clients Clients `mapstructure:"clients"`
 	Ports   []int   `mapstructure:"ports" doc:"loopback ports of the agent VM reached through qrexec: the LLM proxy and the OpenClaw gateway"`
 	Policy  Policy  `mapstructure:"policy"`
+	Tunnel  Tunnel  `mapstructure:"tunnel"`
+	Setup   Setup   `mapstructure:"setup"`
 	Remote  Remote  `mapstructure:"remote"`
 
 	StateFile config.Path `mapstructure:"state_file" doc:"what the installer created and the values it replaced, so uninstall can undo exactly that"`
@@ -65,8 +68,28 @@ type Clients struct {
 
 // Policy is our qrexec policy file.
 type Policy struct {
-	File    config.Path `mapstructure:"file" doc:"the policy file the installer writes (not the packaged 50-qubes-claw.policy: a file has one owner); sorted before it, so it wins"`
+	File    config.Path `mapstructure:"file" doc:"the policy file the installer writes, rendered by qubes-claw-tunnel's renderer (not the packaged 50-qubes-claw.policy: a file has one owner); sorted before it and ending in a deny for the service, so it alone decides"`
 	Service string      `mapstructure:"service" doc:"qrexec service of the agent VM's connect handler"`
+}
+
+// Tunnel is dom0's qubes-claw-tunnel: 127.0.0.1 ports in dom0 forwarded to
+// the agent VM's ports.
+type Tunnel struct {
+	Enabled bool        `mapstructure:"enabled" doc:"run qubes-claw-tunnel in dom0 (its config written, its unit enabled and started)"`
+	Listen  []string    `mapstructure:"listen" doc:"dom0 listen address of each port, in the order of ports (empty: 127.0.0.1:PORT for every port)"`
+	Config  config.Path `mapstructure:"config" doc:"the tunnel daemon's config file (written whole; uninstall puts back the previous one)"`
+	Unit    string      `mapstructure:"unit" doc:"systemd unit of qubes-claw-tunnel"`
+}
+
+// Setup is the VM side, run in the agent VM as root through qvm-run:
+// qubes-claw-connect's allow-list and qubes-claw-proxy setup.
+type Setup struct {
+	Enabled  bool   `mapstructure:"enabled" doc:"set up the agent VM: the qrexec handler's ports and qubes-claw-proxy setup (provider, user units, linger)"`
+	Provider string `mapstructure:"provider" doc:"LLM provider: openai, anthropic, ollama or cursor (empty: the VM's proxy config decides)"`
+	BaseURL  string `mapstructure:"base_url" doc:"the provider's base URL (empty: the provider's default)"`
+	// APIKeyFile is read in dom0; the key reaches the VM on qvm-run's
+	// stdin, never on a command line, which every process could read.
+	APIKeyFile config.Path `mapstructure:"api_key_file" doc:"dom0 file holding the provider's API key (sent to the VM on stdin; empty: no key, e.g. ollama)"`
 }
 
 // Remote is qvm-remote: which VM may run commands in dom0.
@@ -106,6 +129,12 @@ func Defaults() Config {
 			File:    "/etc/qubes/policy.d/40-qubes-claw-install.policy",
 			Service: "qubes-claw.Connect",
 		},
+		Tunnel: Tunnel{
+			Enabled: true,
+			Config:  "/etc/qubes/qubes-claw-tunnel.yaml",
+			Unit:    "qubes-claw-tunnel.service",
+		},
+		Setup: Setup{Enabled: true},
 		Remote: Remote{
 			Enabled: true, VM: "claw-admin", Create: true, Label: "black",
 			Mode: "full", AgentMode: "restricted",
@@ -189,10 +218,21 @@ func (c *Config) Validate() error {
 	if len(c.Ports) == 0 {
 		return invalidf("ports: at least one port")
 	}
+	seen := map[int]bool{}
 	for _, p := range c.Ports {
 		if p < 1 || p > 65535 {
 			return invalidf("ports: %d is not a TCP port", p)
 		}
+		if seen[p] {
+			return invalidf("ports: %d listed twice", p)
+		}
+		seen[p] = true
+	}
+	if err := c.Tunnel.validate(len(c.Ports)); err != nil {
+		return err
+	}
+	if err := c.Setup.validate(); err != nil {
+		return err
 	}
 	if err := ValidatePolicyFile(string(c.Policy.File)); err != nil {
 		return invalidf("policy.file: %v", err)
@@ -253,6 +293,47 @@ func (r *Remote) EffectiveMode() string {
 func validateUnit(u string) error {
 	if !strings.HasSuffix(u, ".service") || strings.HasPrefix(u, "-") || strings.ContainsAny(u, "/ \t\n") {
 		return fmt.Errorf("%q is not a service unit name", u)
+	}
+	return nil
+}
+
+func (t *Tunnel) validate(ports int) error {
+	if !t.Enabled {
+		return nil
+	}
+	if len(t.Listen) != 0 && len(t.Listen) != ports {
+		return invalidf("tunnel.listen: %d addresses for %d ports (one per port, or none)", len(t.Listen), ports)
+	}
+	for _, l := range t.Listen {
+		// Loopback and shape are checked when the tunnel config is test-loaded.
+		if strings.ContainsAny(l, " \t\n\"'") {
+			return invalidf("tunnel.listen: %q is not HOST:PORT", l)
+		}
+	}
+	if err := validateUnit(t.Unit); err != nil {
+		return invalidf("tunnel.unit: %v", err)
+	}
+	if t.Config == "" {
+		return invalidf("tunnel.config: empty")
+	}
+	return nil
+}
+
+// Providers are the providers qubes-claw-proxy serves.
+var Providers = []string{"openai", "anthropic", "ollama", "cursor"}
+
+func (s *Setup) validate() error {
+	if !s.Enabled {
+		return nil
+	}
+	if s.Provider != "" && !slices.Contains(Providers, s.Provider) {
+		return invalidf("setup.provider %q: one of %s (or empty)", s.Provider, strings.Join(Providers, ", "))
+	}
+	if s.BaseURL != "" {
+		u, err := url.Parse(s.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(s.BaseURL, " \t\n'") {
+			return invalidf("setup.base_url %q: an http(s) URL", s.BaseURL)
+		}
 	}
 	return nil
 }

@@ -308,6 +308,8 @@ type FileItem struct {
 	Mode fs.FileMode
 	// Check validates Data before anything is written (nil: none).
 	Check func(path string, data []byte) error
+
+	written bool // Apply wrote it in this run
 }
 
 func (f *FileItem) Title() string { return f.Name }
@@ -392,7 +394,11 @@ func (f *FileItem) Apply(_ context.Context, env *Env) error {
 	if err := env.Rec.mkdirs(filepath.Dir(f.Path)); err != nil {
 		return err
 	}
-	return WriteFileAtomic(f.Path, f.Data, f.Mode)
+	if err := WriteFileAtomic(f.Path, f.Data, f.Mode); err != nil {
+		return err
+	}
+	f.written = true
+	return nil
 }
 
 // --- units ----------------------------------------------------------------

@@ -29,10 +29,21 @@ func Build(c *Config) ([]Item, error) {
 	for _, vm := range c.Clients.VMs {
 		items = append(items, &TagsItem{VM: vm, Tags: []string{c.Clients.Tag}})
 	}
+	pol, err := RenderPolicy(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy: %v", ErrInvalid, err)
+	}
 	items = append(items, &FileItem{
-		Name: "policy " + string(c.Policy.File), Path: string(c.Policy.File),
-		Data: RenderPolicy(c), Mode: 0o664, Check: checkPolicy,
+		Name: "policy " + domainPath(c.Policy.File), Path: string(c.Policy.File),
+		Data: pol, Mode: 0o664, Check: checkPolicy,
 	})
+	if c.Tunnel.Enabled {
+		conf := &FileItem{
+			Name: "tunnel config " + domainPath(c.Tunnel.Config), Path: string(c.Tunnel.Config),
+			Data: RenderTunnelConfig(c), Mode: 0o644, Check: checkTunnelConfig,
+		}
+		items = append(items, conf, &UnitItem{Unit: c.Tunnel.Unit, Reads: []*FileItem{conf}})
+	}
 	r := c.Remote
 	if r.Enabled {
 		if !r.AuthorizeAgent && r.Create {
@@ -59,6 +70,14 @@ func Build(c *Config) ([]Item, error) {
 		if r.PersistentEnable == Accept {
 			items = append(items, &EnableItem{Unit: r.Unit})
 		}
+	}
+	if c.Setup.Enabled {
+		// Last: the VM starts here, after its service flags are set, so
+		// its units see them from this boot on.
+		items = append(items,
+			&HandlerItem{VM: a.Name, Service: c.Policy.Service, Config: RenderConnectConfig(c)},
+			&SetupItem{VM: a.Name, Setup: c.Setup, Ports: c.Ports},
+		)
 	}
 	return items, nil
 }
@@ -158,6 +177,11 @@ func Check(ctx context.Context, c *Config, q *qubes.Client) error {
 	for _, vm := range c.Clients.VMs {
 		if class[vm] == "" {
 			return fmt.Errorf("%w: client VM %s does not exist", ErrInvalid, vm)
+		}
+	}
+	if c.Setup.Enabled && c.Setup.APIKeyFile != "" {
+		if _, err := os.ReadFile(string(c.Setup.APIKeyFile)); err != nil {
+			return fmt.Errorf("%w: setup.api_key_file: %v", ErrInvalid, err)
 		}
 	}
 	r := c.Remote

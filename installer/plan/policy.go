@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"strings"
 
 	"github.com/qubes-claw/qubes-claw/pkg/policy"
 )
@@ -24,22 +23,6 @@ func ValidatePolicyFile(path string) error {
 		return fmt.Errorf("%s: a policy file is named NN-name.policy with only 0-9 a-z _ . - (any other name makes qrexec refuse every call)", filepath.Base(path))
 	}
 	return nil
-}
-
-// RenderPolicy renders our policy: client-tagged VMs may call the connect
-// service with +PORT for the planned ports only, on the server-tagged VM;
-// every other use of the service is denied here, before any later file
-// could allow it. Nothing else (no VMShell, VMExec, Filecopy).
-func RenderPolicy(c *Config) []byte {
-	var b strings.Builder
-	b.WriteString("# Written by qubes-claw-install from its answers; `qubes-claw-install uninstall`\n")
-	b.WriteString("# removes it. Change the answers and run the installer again instead of editing.\n")
-	svc := c.Policy.Service
-	for _, p := range c.Ports {
-		fmt.Fprintf(&b, "%s +%d @tag:%s @tag:%s allow\n", svc, p, c.Clients.Tag, c.Agent.Tag)
-	}
-	fmt.Fprintf(&b, "%s * @anyvm @anyvm deny\n", svc)
-	return []byte(b.String())
 }
 
 // checkPolicy validates a policy file before it is installed: name and

@@ -77,6 +77,11 @@ func All() []Package {
 				{Kind: File, Source: "rpm/qvm-remote-dom0.service", Dest: unitDir + "/qvm-remote-dom0.service", Mode: 0o644, With: "qvm-remote-dom0"},
 				// Per-VM keys: readable by root only.
 				{Kind: Dir, Dest: "/etc/qubes/remote.d", Mode: 0o700, With: "qvm-remote-dom0"},
+				// The 1.x package owned this config (%config(noreplace), 0600); owning
+				// it as a ghost keeps the admin's copy when 1.x is upgraded to us
+				// (rpm would otherwise erase it with 1.x), and the daemon still
+				// reads its QVM_REMOTE_VMS (legacy_conf).
+				{Kind: Ghost, Dest: "/etc/qubes/remote.conf", Mode: 0o600, With: "qvm-remote-dom0"},
 			},
 			Depends: []Dep{
 				{Name: "qubes-core-admin-client", Why: "qvm-run and qvm-check open every channel to the VMs"},
@@ -95,7 +100,8 @@ func All() []Package {
 			Summary: "dom0 side of the qubes-claw agent VM: tunnels, policy, installer, Salt formula",
 			Description: "qubes-claw-tunnel forwards 127.0.0.1 ports in dom0 to the agent VM\n" +
 				"over qrexec; the qrexec policy limits which VMs reach which ports;\n" +
-				"qubes-claw-install plans and applies a deployment, also as a Salt formula.",
+				"qubes-claw-install plans and applies a deployment, also as a Salt formula;\n" +
+				"qubes-claw-admin is the loopback admin panel. No unit is enabled by the package.",
 			Side:    Dom0,
 			Formats: []Format{RPM},
 			Entries: []Entry{
@@ -105,7 +111,14 @@ func All() []Package {
 				{Kind: Config, Source: "rpm/50-qubes-claw.policy", Dest: policyDir + "/50-qubes-claw.policy", Mode: 0o664, Group: "qubes", With: "qubes-claw-tunnel"},
 				{Kind: Binary, Source: "qubes-claw-install", Dest: "/usr/bin/qubes-claw-install", Mode: 0o755},
 				{Kind: Dir, Dest: saltDir + "/qubes-claw", Mode: 0o755, With: "qubes-claw-install"},
+				// The whole formula: qubesctl's file_roots (/srv/salt) must hold
+				// what init.sls imports (map.jinja, defaults.yaml) and the VM
+				// states the top file names.
 				{Kind: File, Source: "salt/qubes-claw/init.sls", Dest: saltDir + "/qubes-claw/init.sls", Mode: 0o644, With: "qubes-claw-install"},
+				{Kind: File, Source: "salt/qubes-claw/vm.sls", Dest: saltDir + "/qubes-claw/vm.sls", Mode: 0o644, With: "qubes-claw-install"},
+				{Kind: File, Source: "salt/qubes-claw/template.sls", Dest: saltDir + "/qubes-claw/template.sls", Mode: 0o644, With: "qubes-claw-install"},
+				{Kind: File, Source: "salt/qubes-claw/map.jinja", Dest: saltDir + "/qubes-claw/map.jinja", Mode: 0o644, With: "qubes-claw-install"},
+				{Kind: File, Source: "salt/qubes-claw/defaults.yaml", Dest: saltDir + "/qubes-claw/defaults.yaml", Mode: 0o644, With: "qubes-claw-install"},
 				{Kind: File, Source: "salt/qubes-claw.top", Dest: saltDir + "/qubes-claw.top", Mode: 0o644, With: "qubes-claw-install"},
 				{Kind: Binary, Source: "qubes-claw-admin", Dest: "/usr/bin/qubes-claw-admin", Mode: 0o755},
 				{Kind: File, Source: "rpm/qubes-claw-admin.service", Dest: unitDir + "/qubes-claw-admin.service", Mode: 0o644, With: "qubes-claw-admin"},
