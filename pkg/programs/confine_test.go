@@ -73,6 +73,23 @@ csrf=$(sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$DIR/page.html" | 
 curl -sf -b "$DIR/jar" -d "csrf=$csrf&vm=awork&confirm=awork" "$url/action/revoke" -o /dev/null
 kill $pid; wait $pid || true
 `},
+	{name: "tunnel", script: `
+qvm-create --class TemplateVM --label black ttpl
+"$BIN/qubes-sim" install "$DIR" ttpl "$BIN/qubes-claw-connect:/usr/bin/qubes-claw-connect:755"
+ln -s /usr/bin/qubes-claw-connect "$DIR/domains/ttpl/fs/etc/qubes-rpc/qubes-claw.Connect"
+qvm-create --template ttpl --label red tagent
+qvm-tags tagent add openclaw-server
+qvm-start tagent
+"$BIN/qubes-claw-tunnel" policy render --write
+printf 'tunnels:\n  - {name: t, listen: "127.0.0.1:0", vm: tagent, port: 32125}\n' > "$DIR/domains/dom0/fs/etc/qubes/qubes-claw-tunnel.yaml"
+"$BIN/qubes-claw-tunnel" serve 2>"$DIR/tunnel.log" &
+pid=$!
+for i in $(seq 600); do "$BIN/qubes-claw-tunnel" status >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN/qubes-claw-tunnel" status || { cat "$DIR/tunnel.log"; kill $pid; exit 1; }
+echo x | qrexec-client -d tagent 'DEFAULT:QUBESRPC qubes-claw.Connect+22 dom0' || true
+"$BIN/qubes-claw-tunnel" policy explain tagent qubes-claw.Connect+32125 tagent || true
+kill $pid; wait $pid || true
+`},
 }
 
 // writeSyscall matches the syscalls that create or change a filesystem

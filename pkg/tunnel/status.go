@@ -80,19 +80,52 @@ func ListenControl(dir string) (net.Listener, error) {
 		return nil, fmt.Errorf("runtime directory: %w", err)
 	}
 	path := filepath.Join(dir, SocketName)
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	addr, done, err := sockAddr(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: another qubes-claw-tunnel is running", path)
 	}
 	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := net.Listen("unix", addr)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	// The name it was bound by may be a /proc alias: remove by the real one.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	// The status is no secret to local users (it holds names and counters
 	// only), and the desktop user asks for it without being the daemon's.
 	os.Chmod(path, 0o666)
-	return ln, nil
+	return &removing{Listener: ln, path: path}, nil
+}
+
+type removing struct {
+	net.Listener
+	path string
+}
+
+func (r *removing) Close() error {
+	err := r.Listener.Close()
+	os.Remove(r.path)
+	return err
+}
+
+// sockAddr returns the address of the control socket in dir. A path longer
+// than a sockaddr_un holds (deep relocated roots in tests and the simulator)
+// is reached through /proc/self/fd of the opened directory; done closes it.
+func sockAddr(dir string) (string, func(), error) {
+	path := filepath.Join(dir, SocketName)
+	if len(path) < 100 {
+		return path, func() {}, nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("runtime directory: %w", err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", f.Fd(), SocketName), func() { f.Close() }, nil
 }
 
 // ServeControl answers every connection on ln with the status as JSON,
@@ -114,8 +147,13 @@ func (d *Daemon) ServeControl(ctx context.Context, ln net.Listener) {
 func Query(ctx context.Context, dir string) (Status, error) {
 	var st Status
 	path := filepath.Join(dir, SocketName)
+	addr, done, err := sockAddr(dir)
+	if err != nil {
+		return st, fmt.Errorf("%w (%v)", ErrNotRunning, err)
+	}
+	defer done()
 	var dl net.Dialer
-	c, err := dl.DialContext(ctx, "unix", path)
+	c, err := dl.DialContext(ctx, "unix", addr)
 	if err != nil {
 		return st, fmt.Errorf("%w (no answer on %s: %v)", ErrNotRunning, path, err)
 	}

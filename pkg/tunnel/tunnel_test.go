@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -396,5 +397,24 @@ func TestShippedPolicy(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("rpm/50-qubes-claw.policy differs from the rendered default; run: go run ./cmd/qubes-claw-tunnel policy render --config /dev/null > rpm/50-qubes-claw.policy\n%s", want)
+	}
+}
+
+// TestStatusSocketLongPath: a runtime directory deeper than sockaddr_un
+// allows still works (relocated roots in the simulator are deep).
+func TestStatusSocketLongPath(t *testing.T) {
+	port := backend(t)
+	h := start(t, testConfig(port), newFakeOpener(port))
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	ln, err := ListenControl(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.d.ServeControl(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	if st, err := Query(context.Background(), dir); err != nil || len(st.Tunnels) != 1 {
+		t.Fatalf("Query: %+v %v", st, err)
 	}
 }
