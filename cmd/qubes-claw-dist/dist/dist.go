@@ -48,6 +48,9 @@ type Options struct {
 	Have pkgspec.Present
 	// Log receives one line per package written (nil = discard).
 	Log io.Writer
+	// Replace maps repository-relative sources to files packaged in their
+	// place (tests ship a changed default config in an upgrade with it).
+	Replace map[string]string
 
 	// changelog is the chglog YAML file nfpm reads for RPMs.
 	changelog string
@@ -221,9 +224,14 @@ func Info(p pkgspec.Package, f pkgspec.Format, o Options, bins map[string]string
 				return nil, fmt.Errorf("binary %s was not built", e.Source)
 			}
 		case pkgspec.File:
-			c.Source = filepath.Join(o.Root, e.Source)
+			c.Source = o.source(e.Source)
+			if f == pkgspec.RPM && strings.HasPrefix(e.Dest, "/usr/share/doc/") {
+				// rpmbuild flags files under %_docdir as %doc (skipped with
+				// tsflags=nodocs); do the same. Arch drops doc entries, so RPM only.
+				c.Type = files.TypeRPMDoc
+			}
 		case pkgspec.Config:
-			c.Source = filepath.Join(o.Root, e.Source)
+			c.Source = o.source(e.Source)
 			c.Type = files.TypeConfigNoReplace
 		case pkgspec.Dir:
 			c.Type = files.TypeDir
@@ -280,9 +288,21 @@ func Info(p pkgspec.Package, f pkgspec.Format, o Options, bins map[string]string
 	info.ArchLinux.Scripts.PostUpgrade = rootPath(o.Root, s.PostUpgrade)
 	if f == pkgspec.RPM {
 		info.Changelog = o.changelog
+		if p.Epoch != "" {
+			// rpmpack's own self-provide drops the epoch; rpmbuild's has it, and
+			// a 1.x "Requires: qvm-remote-dom0 >= 1.1.0" needs it to see us as newer.
+			info.Provides = append(info.Provides, fmt.Sprintf("%s = %s:%s-%s", p.Name, p.Epoch, o.Version, o.Release))
+		}
 	}
 	info = nfpm.WithDefaults(info)
 	return info, info.Validate()
+}
+
+func (o Options) source(rel string) string {
+	if r, ok := o.Replace[rel]; ok {
+		return r
+	}
+	return filepath.Join(o.Root, rel)
 }
 
 func orRoot(s string) string {
