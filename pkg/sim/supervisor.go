@@ -109,6 +109,7 @@ func (m *Machine) Alive(domain string) bool {
 // runSupervisor is the body of `qubes-sim __supervise DIR DOMAIN`. fd 3 is the
 // readiness pipe of the starter: "ok\n" or an error message.
 func runSupervisor(dir, domain string) int {
+	resetIgnoredSignals()
 	ready := os.NewFile(3, "ready")
 	if ready != nil {
 		unix.CloseOnExec(3)
