@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -208,8 +209,15 @@ func snapshot(t *testing.T, m *simtest.Machine) string {
 			case info.Mode().IsRegular() && strings.HasSuffix(rel, ".key"):
 				// Keys are random per machine: compared by presence and mode.
 				line += " (key)"
+			case info.Mode().IsRegular() && strings.HasSuffix(rel, ".qubes-claw.sha256"):
+				// openclaw.json's edit stamp hashes its random gateway token.
+				line += " (stamp)"
 			case info.Mode().IsRegular():
 				data, _ := os.ReadFile(p)
+				// Tokens setup generates (the proxy's client token, OpenClaw's
+				// gateway token) are random per machine; the rest must match.
+				data = proxyToken.ReplaceAll(data, []byte("qcp-(token)"))
+				data = gatewayToken.ReplaceAll(data, []byte(`"token": "(token)"`))
 				// The simulator's own paths (in its adapted configs) differ per machine.
 				data = bytes.ReplaceAll(data, []byte(m.Dir), []byte("$DIR"))
 				line += fmt.Sprintf(" %x", sha256.Sum256(data))
@@ -226,6 +234,11 @@ func snapshot(t *testing.T, m *simtest.Machine) string {
 	}
 	return b.String()
 }
+
+var (
+	proxyToken   = regexp.MustCompile(`qcp-[0-9a-f]{48}`)
+	gatewayToken = regexp.MustCompile(`"token": "[0-9a-f]{64}"`)
+)
 
 // diffLines returns the lines only in a and only in b.
 func diffLines(a, b string) string {
