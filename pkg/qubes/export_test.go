@@ -1,5 +1,5 @@
 package qubes
 
-// SetCallVMHelper lets the external test package install the function the
-// test binary runs when it is re-executed inside a simulated VM.
-func SetCallVMHelper(f func() int) { callVMHelper = f }
+// FakeTool lets the external test package's TestMain (sim_test.go) run this
+// test binary as a fake Qubes tool (the helper-process pattern).
+var FakeTool = fakeTool

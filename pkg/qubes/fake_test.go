@@ -3,7 +3,6 @@ package qubes
 import (
 	"bufio"
 	"encoding/json"
-	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,19 +37,6 @@ type fakeCall struct {
 var fakeToolNames = []string{
 	"qvm-run", "qvm-check", "qvm-create", "qvm-prefs", "qvm-tags", "qvm-features",
 	"qvm-service", "qvm-start", "qvm-shutdown", "qrexec-client", "qrexec-client-vm",
-}
-
-// callVMHelper is set by sim_test.go (package qubes_test, same test binary).
-var callVMHelper func() int
-
-func TestMain(m *testing.M) {
-	if os.Getenv("QUBES_FAKE_TOOLS") == "1" {
-		os.Exit(fakeTool())
-	}
-	if os.Getenv("QUBES_TEST_CALLVM") != "" && callVMHelper != nil {
-		os.Exit(callVMHelper())
-	}
-	simtest.Main(m)
 }
 
 func fakeTool() int {

@@ -15,7 +15,18 @@ import (
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
 )
 
-func init() { qubes.SetCallVMHelper(CallVMHelper) }
+// TestMain serves both test files: the binary re-executed as a fake Qubes
+// tool (fake_test.go), as a qrexec client inside a simulated VM, or as the
+// test runner.
+func TestMain(m *testing.M) {
+	if os.Getenv("QUBES_FAKE_TOOLS") == "1" {
+		os.Exit(qubes.FakeTool())
+	}
+	if os.Getenv("QUBES_TEST_CALLVM") != "" {
+		os.Exit(CallVMHelper())
+	}
+	simtest.Main(m)
+}
 
 // These tests hold the typed API against the simulated Qubes tools, which
 // reproduce the real ones' output and exit codes: the API must tell "not
@@ -241,8 +252,8 @@ func TestSimCallVM(t *testing.T) {
 	}
 }
 
-// CallVMHelper is what the test binary does when TestMain (fake_test.go)
-// finds QUBES_TEST_CALLVM set: it runs inside a VM as a qrexec client.
+// CallVMHelper is what the test binary does when TestMain finds
+// QUBES_TEST_CALLVM set: it runs inside a VM as a qrexec client.
 func CallVMHelper() int {
 	c := &qubes.Client{Timeout: 30 * time.Second}
 	out, err := c.CallVM(context.Background(), "server", "test.Ping", os.Getenv("QUBES_TEST_CALLVM"), nil)
