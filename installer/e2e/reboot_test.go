@@ -74,8 +74,8 @@ func TestRebootTunnelsE2E(t *testing.T) {
 			// The decisions of the installed policy, as qrexec would take them.
 			for _, c := range []struct {
 				src, arg string
-				code    int
-				why     string
+				code     int
+				why      string
 			}{
 				{"work", fmt.Sprint(p.proxy), 0, "40-qubes-claw-install.policy"},
 				{"work", "22", 3, "40-qubes-claw-install.policy"},
