@@ -2,6 +2,9 @@ package dist
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,9 +111,9 @@ func TestQubesBuilderSides(t *testing.T) {
 var linkPerms = regexp.MustCompile(`(?m)^l[-rwx]{9}`)
 
 // TestRpmbuild renders each spec as Qubes Builder would, builds it with the
-// real rpmbuild from a source archive of the committed tree plus vendored
-// modules with the network off, and wants the same files, modes and flags
-// as the nfpm package.
+// real rpmbuild from a source archive of the committed tree (vendor/
+// included, as Builder's archive would have it) with the network off, and
+// wants the same files, modes and flags as the nfpm package.
 func TestRpmbuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles from a source archive")
@@ -127,11 +130,10 @@ func TestRpmbuild(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(top, "SOURCES"), 0o755))
 	run(t, "sh", "-c", `git -C "$1" archive --format=tar --prefix="$2/" HEAD | tar -x -C "$3"`,
 		"sh", repoRoot, filepath.Base(src), top)
-	vendor := exec.Command("go", "mod", "vendor")
-	vendor.Dir = src
-	vendor.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
-	if out, err := vendor.CombinedOutput(); err != nil {
-		t.Fatalf("go mod vendor from the module cache: %v\n%s", err, out)
+	// Builder v2 archives the git tree and builds with no network: the
+	// committed vendor/ must be all the module sources the build needs.
+	if _, err := os.Stat(filepath.Join(src, "vendor", "modules.txt")); err != nil {
+		t.Fatalf("the committed tree has no vendor/ (run go mod vendor and commit it): %v", err)
 	}
 	run(t, "tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C", top, "-czf",
 		filepath.Join(top, "SOURCES", filepath.Base(src)+".tar.gz"), filepath.Base(src))
@@ -167,4 +169,51 @@ func TestRpmbuild(t *testing.T) {
 			t.Errorf("%s: rpmbuild and nfpm differ:\n--- nfpm\n%s--- rpmbuild\n%s", p.Name, want, have)
 		}
 	}
+}
+
+// TestVendorInSync keeps the committed vendor/ equal to what go.mod asks for:
+// Builder v2 builds from it offline, so a stale tree would fail only there.
+func TestVendorInSync(t *testing.T) {
+	need(t, "go")
+	fresh := filepath.Join(t.TempDir(), "vendor")
+	cmd := exec.Command("go", "mod", "vendor", "-o", fresh)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go mod vendor: %v\n%s", err, out)
+	}
+	want := treeDigest(t, fresh)
+	got := treeDigest(t, filepath.Join(repoRoot, "vendor"))
+	for p, h := range want {
+		if got[p] != h {
+			t.Errorf("vendor/%s differs from go.mod's modules (run go mod vendor)", p)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("vendor/%s is not needed by go.mod (run go mod vendor)", p)
+		}
+	}
+}
+
+// treeDigest maps every regular file under dir to the SHA-256 of its content.
+func treeDigest(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = fmt.Sprintf("%x", sha256.Sum256(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -1,0 +1,9 @@
+//go:build openbsd || netbsd
+
+package sysutil
+
+import (
+	"syscall"
+)
+
+type timeval syscall.Timeval
