@@ -79,6 +79,12 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 	if !slices.Contains(cfg.Ports, port) {
 		return res, fmt.Errorf("%w: %d (allowed: %v)", ErrNotAllowed, port, cfg.Ports)
 	}
+	if f, ok := in.(*os.File); ok {
+		in = pollable(f)
+	}
+	if f, ok := out.(*os.File); ok {
+		out = pollable(f)
+	}
 	growPipe(in)
 	growPipe(out)
 
@@ -108,9 +114,11 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 	defer conn.Close()
 	res.Connected = true
 	// A caller that vanishes (its qrexec client killed) would otherwise
-	// leave us waiting on a silent server forever.
-	stopWatch := watchHangup(out, func() { conn.Close() })
-	defer stopWatch()
+	// leave us waiting on a silent server forever. While the caller's side
+	// is open, its end (EOF) is the sign; the watcher, a thread blocked in
+	// poll, is needed only once it has half-closed.
+	hangup := &watcher{out: out, gone: func() { conn.Close() }}
+	defer hangup.stop()
 	log.WithField("port", port).Debug("connected")
 
 	if n > 0 {
@@ -126,16 +134,18 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 		go func() {
 			c, _ := io.CopyBuffer(conn, onlyReader{in}, buf)
 			conn.CloseWrite()
+			hangup.start()
 			inDone <- c
 		}()
 	} else {
 		conn.CloseWrite()
+		hangup.start()
 		inDone <- 0
 	}
 	outDone := make(chan int64, 1)
 	go func() {
 		c, _ := io.Copy(out, conn)
-		stopWatch()
+		hangup.stop()
 		out.Close()
 		outDone <- c
 	}()
@@ -160,10 +170,32 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 // socket's ReadFrom) rather than a sendfile attempt on a pipe.
 type onlyReader struct{ io.Reader }
 
-// firstRead reads at least one byte, bounded by timeout (0: none). A pipe
-// on stdin is usually blocking, so the deadline is kept by a timer rather
-// than by the file.
+// firstRead reads at least one byte, bounded by timeout (0: none) and ctx.
+// On a pollable file a read deadline does it in this goroutine; otherwise
+// (a blocking pipe) a reader goroutine and a timer do.
 func firstRead(ctx context.Context, r io.Reader, buf []byte, timeout time.Duration) (int, error) {
+	if f, ok := r.(*os.File); ok {
+		var dl time.Time
+		if timeout > 0 {
+			dl = time.Now().Add(timeout)
+		}
+		if f.SetReadDeadline(dl) == nil {
+			stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+			n, err := f.Read(buf)
+			for n == 0 && err == nil {
+				n, err = f.Read(buf)
+			}
+			stop()
+			f.SetReadDeadline(time.Time{})
+			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+				return 0, fmt.Errorf("%w within %s", ErrNoFirstByte, timeout)
+			}
+			return n, err
+		}
+	}
 	type rd struct {
 		n   int
 		err error
@@ -190,6 +222,85 @@ func firstRead(ctx context.Context, r io.Reader, buf []byte, timeout time.Durati
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+}
+
+// watcher runs watchHangup on out between start and stop; a start after
+// stop does nothing.
+type watcher struct {
+	out  any
+	gone func()
+
+	mu      sync.Mutex
+	stopped bool
+	stopFn  func()
+}
+
+func (w *watcher) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped && w.stopFn == nil {
+		w.stopFn = watchHangup(w.out, w.gone)
+	}
+}
+
+// stop ends the watch; out may be closed after it returns.
+func (w *watcher) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.stopFn != nil {
+		w.stopFn()
+	}
+}
+
+// pollable returns a pipe or socket in blocking mode (qrexec's stdin and
+// stdout) as a non-blocking file served by the runtime's poller, so waits
+// park goroutines instead of holding threads (each blocked read needs one:
+// a thread creation on the first request), and deadlines work. The stream
+// moves to a new descriptor, so that closing the result ends it.
+// Anything else (a terminal, a file, an already pollable pipe) is returned
+// as it is: O_NONBLOCK would leak into a terminal shared with a shell.
+// f itself is left open on /dev/null.
+func pollable(f *os.File) *os.File {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return f
+	}
+	dup := -1
+	_ = sc.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) != nil {
+			return
+		}
+		if t := st.Mode & unix.S_IFMT; t != unix.S_IFIFO && t != unix.S_IFSOCK {
+			return
+		}
+		if fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK != 0 {
+			return
+		}
+		d, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		if unix.SetNonblock(d, true) != nil {
+			unix.Close(d)
+			return
+		}
+		dup = d
+	})
+	if dup < 0 {
+		return f
+	}
+	// The original descriptor (0 or 1) must stop holding the stream, or the
+	// caller would not see our close; it becomes /dev/null rather than free,
+	// so that the next socket cannot take fd 1 and receive stray prints.
+	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		_ = sc.Control(func(fd uintptr) { _ = unix.Dup3(int(null.Fd()), int(fd), unix.O_CLOEXEC) })
+		null.Close()
+		return os.NewFile(uintptr(dup), f.Name())
+	}
+	f.Close()
+	return os.NewFile(uintptr(dup), f.Name())
 }
 
 // watchHangup calls gone once the reader of the pipe out has closed its

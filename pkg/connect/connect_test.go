@@ -61,6 +61,13 @@ type call struct {
 
 func startCall(t *testing.T, cfg Config, arg string) *call {
 	t.Helper()
+	return startCallMode(t, cfg, arg, false)
+}
+
+// startCallMode with blocking set hands Handle blocking pipes, as qrexec
+// does (the handler then moves them to the poller itself).
+func startCallMode(t *testing.T, cfg Config, arg string, blocking bool) *call {
+	t.Helper()
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +75,10 @@ func startCall(t *testing.T, cfg Config, arg string) *call {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if blocking {
+		inR.Fd() // Fd switches a file to blocking mode
+		outW.Fd()
 	}
 	c := &call{inW: inW, outR: outR, done: make(chan struct{})}
 	t.Cleanup(func() { inW.Close(); outR.Close(); inR.Close() })
@@ -214,4 +225,45 @@ func TestCallerGone(t *testing.T) {
 	if !c.res.Connected {
 		t.Fatalf("never connected: %v", c.err)
 	}
+}
+
+// TestBlockingStdio: with qrexec's blocking pipes, the half-close answer,
+// the first-byte timeout and a vanished caller behave as with pollable ones.
+func TestBlockingStdio(t *testing.T) {
+	t.Run("half-close", func(t *testing.T) {
+		port, _ := server(t, func(c net.Conn) {
+			req, _ := io.ReadAll(c)
+			c.Write(req)
+		})
+		c := startCallMode(t, cfgFor(port), strconv.Itoa(port), true)
+		req := bytes.Repeat([]byte("r"), 300<<10)
+		go func() { c.inW.Write(req); c.inW.Close() }()
+		got, err := io.ReadAll(c.outR)
+		c.wait(t)
+		if err != nil || !bytes.Equal(got, req) || c.err != nil {
+			t.Fatalf("got %d bytes of %d, %v, %v", len(got), len(req), err, c.err)
+		}
+	})
+	t.Run("first byte timeout", func(t *testing.T) {
+		port, accepted := server(t, func(net.Conn) {})
+		cfg := cfgFor(port)
+		cfg.FirstByteTimeout = 50 * time.Millisecond
+		c := startCallMode(t, cfg, strconv.Itoa(port), true)
+		c.wait(t)
+		if !errors.Is(c.err, ErrNoFirstByte) || accepted.Load() != 0 {
+			t.Fatalf("err %v accepted %d", c.err, accepted.Load())
+		}
+	})
+	t.Run("caller gone", func(t *testing.T) {
+		port, _ := server(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+		c := startCallMode(t, cfgFor(port), strconv.Itoa(port), true)
+		c.inW.Write([]byte("x"))
+		c.inW.Close()
+		time.Sleep(10 * time.Millisecond)
+		c.outR.Close()
+		c.wait(t)
+		if !c.res.Connected {
+			t.Fatalf("never connected: %v", c.err)
+		}
+	})
 }

@@ -19,6 +19,13 @@ import (
 // costs few system calls per pipe refill.
 const bufSize = 256 << 10
 
+// bufs recycles copy buffers: a fresh 256 KiB per direction and connection
+// costs page faults and zeroing on the request's path, and GC work after.
+var bufs = sync.Pool{New: func() any { return new([bufSize]byte) }}
+
+// refillDelay bounds how long a connection keeps the pool one channel short.
+const refillDelay = 100 * time.Millisecond
+
 // Starter starts a halted VM (qvm-start), for autostart.
 type Starter func(ctx context.Context, vm string) error
 
@@ -477,8 +484,15 @@ func (t *tunnel) serve(ctx context.Context, conn *net.TCPConn) {
 		return
 	}
 	c.ch = ch
-	t.wake() // refill the pool behind us
+	// Refill the pool once this connection is over, or after refillDelay
+	// if it lasts: opening a channel starts two processes (qrexec-client
+	// here, the handler in the VM), and started at once they would compete
+	// for the CPU with the very request they were taken for.
+	refill := time.AfterFunc(refillDelay, t.wake)
 	end, exitErr := t.pipe(c)
+	if refill.Stop() {
+		t.wake()
+	}
 	if exitErr != nil && c.in.Load()+c.out.Load() == 0 || unreachable(exitErr) {
 		t.channelFailed(exitErr, ch.Stderr())
 	}
@@ -569,8 +583,9 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 	// client → VM; the client's EOF half-closes the channel.
 	upDone := make(chan string, 1)
 	go func() {
-		buf := make([]byte, bufSize)
-		_, err := io.CopyBuffer(countWriter{c.ch, &c.in, &c.last}, onlyReader{c.conn}, buf)
+		buf := bufs.Get().(*[bufSize]byte)
+		defer bufs.Put(buf)
+		_, err := io.CopyBuffer(countWriter{c.ch, &c.in, &c.last}, onlyReader{c.conn}, buf[:])
 		switch {
 		case err == nil:
 			c.ch.CloseWrite()
@@ -581,8 +596,9 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 	}()
 	// VM → client, here: its end is the end of the connection, as with
 	// qubes.ConnectTCP's exit-on-service-eof.
-	buf := make([]byte, bufSize)
-	_, downErr := io.CopyBuffer(countWriter{c.conn, &c.out, &c.last}, onlyReader{c.ch}, buf)
+	buf := bufs.Get().(*[bufSize]byte)
+	_, downErr := io.CopyBuffer(countWriter{c.conn, &c.out, &c.last}, onlyReader{c.ch}, buf[:])
+	bufs.Put(buf)
 	c.conn.CloseWrite()
 	exitErr := c.ch.Close()
 	var first string
