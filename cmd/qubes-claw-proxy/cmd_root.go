@@ -50,7 +50,7 @@ of the "token" key.` + exitStatusHelp,
 	}
 	g.flags = root.PersistentFlags()
 	g.spec.AddFlags(g.flags)
-	root.AddCommand(newServeCmd(g, nil), newOpenclawConfigCmd(g, nil), newSetupCmd(g, nil), newWatchGatewayCmd())
+	root.AddCommand(newServeCmd(g, nil), newOpenclawConfigCmd(g, nil), newSetupCmd(g, nil), newStatusCmd(g, nil), newWatchGatewayCmd())
 	return root
 }
 
