@@ -91,6 +91,25 @@ echo x | qrexec-client -d tagent 'DEFAULT:QUBESRPC qubes-claw.Connect+22 dom0' |
 "$BIN/qubes-claw-tunnel" policy explain tagent qubes-claw.Connect+32125 tagent || true
 kill $pid; wait $pid || true
 `},
+	{name: "proxy", script: `
+qvm-create --class TemplateVM --label black ptpl
+"$BIN/qubes-sim" install "$DIR" ptpl "$BIN/qubes-claw-proxy:/usr/bin/qubes-claw-proxy:755" "$BIN/qubes-claw-standin:/usr/bin/qubes-claw-standin:755"
+printf '#!/bin/sh\nexec qubes-claw-standin --listen "127.0.0.1:$3"\n' > "$DIR/domains/ptpl/fs/usr/bin/openclaw"
+chmod 755 "$DIR/domains/ptpl/fs/usr/bin/openclaw"
+qvm-create --template ptpl --label red pagent
+qvm-service --enable pagent qubes-claw-proxy
+qvm-service --enable pagent qubes-claw-gateway
+"$BIN/qubes-claw-standin" --listen 127.0.0.1:0 >"$DIR/standin.log" 2>&1 &
+spid=$!
+for i in $(seq 100); do up=$(sed -n 's/.*on \(http[^ ]*\).*/\1/p' "$DIR/standin.log"); [ -n "$up" ] && break; sleep 0.1; done
+pport=$(( 20000 + RANDOM % 20000 )); gport=$(( pport + 1 ))
+echo sk-standin-key-0123 | qvm-run -u root --pass-io pagent "QCPROXY_SETUP_GATEWAY_PORT=$gport QCPROXY_SETUP_GATEWAY_HEALTH=http://127.0.0.1:$gport/ qubes-claw-proxy setup --provider openai --api-key-stdin --base-url $up/openai/v1 --listen 127.0.0.1:$pport"
+qvm-run --pass-io pagent "for i in \$(seq 300); do curl -sf http://127.0.0.1:$pport/health && break; sleep 0.1; done" </dev/null
+qvm-run --pass-io pagent "curl -sf -H \"Authorization: Bearer \$(sed -n 's/^token: //p' ~/.config/qubes-claw/qubes-claw-proxy.yaml)\" -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' http://127.0.0.1:$pport/v1/chat/completions" </dev/null | grep -q 'Hello, world'
+qvm-run --pass-io pagent "qubes-claw-proxy status" </dev/null
+qvm-run -u root --pass-io pagent "QCPROXY_SETUP_GATEWAY_PORT=$gport QCPROXY_SETUP_GATEWAY_HEALTH=http://127.0.0.1:$gport/ qubes-claw-proxy setup --check" </dev/null
+kill $spid; wait $spid || true
+`},
 }
 
 // writeSyscall matches the syscalls that create or change a filesystem
@@ -112,8 +131,11 @@ func TestProgramsWriteOnlyWhereConfigured(t *testing.T) {
 			top := t.TempDir()
 			dir := filepath.Join(top, "m")
 			trace := filepath.Join(top, "trace")
+			// The trap shuts the machine down on a failing step too: its
+			// supervisors would otherwise keep strace waiting until the bound.
 			script := fmt.Sprintf(`set -eu
 BIN=%q; DIR=%q
+trap '"$BIN/qubes-sim" shutdown "$DIR" >/dev/null 2>&1 || true' EXIT
 "$BIN/qubes-sim" init "$DIR"
 eval "$("$BIN/qubes-sim" env "$DIR")"
 %s
