@@ -43,7 +43,17 @@ type Config struct {
 	MaxQueued     int `mapstructure:"max_queued" doc:"commands waiting per VM; beyond it the client gets busy"`
 
 	ReopenMin time.Duration `mapstructure:"reopen_min" doc:"first delay before re-opening a VM's channel"`
-	ReopenMax time.Duration `mapstructure:"reopen_max" doc:"longest delay between attempts (so a halted VM costs one qvm-check per this interval)"`
+	ReopenMax time.Duration `mapstructure:"reopen_max" doc:"longest delay between attempts while the channel fails for another reason than a halted VM (and for halted VMs when VM starts are not watched)"`
+	// HaltedRecheck is the safety re-check of a halted VM while starts are
+	// watched. The qrexec socket watch is what finds a started VM; this
+	// check only covers a start the watch missed without reporting it
+	// (a watch that errors or loses its directory wakes every VM, or falls
+	// back to the reopen backoff, by itself). Two minutes keeps a halted VM
+	// at one qvm-check per two minutes (the goal is at most one per minute,
+	// and a 60 s period would count two in a minute-and-a-bit window at an
+	// unlucky phase), while a missed start still gets served well inside
+	// the client's default 300 s timeout.
+	HaltedRecheck time.Duration `mapstructure:"halted_recheck" doc:"while VM starts are watched (qrexec_dir), a halted VM is checked again only after this long, with no ramp: its start wakes the daemon at once"`
 
 	Exec ExecConfig `mapstructure:"exec"`
 }
@@ -89,6 +99,7 @@ func Defaults() Config {
 		MaxQueued:      64,
 		ReopenMin:      time.Second,
 		ReopenMax:      time.Minute,
+		HaltedRecheck:  2 * time.Minute,
 		Exec: ExecConfig{
 			Bash: "/bin/bash",
 			Path: executor.DefaultPath,
@@ -145,6 +156,7 @@ func (c *Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"time_window": c.TimeWindow, "default_timeout": c.DefaultTimeout, "max_timeout": c.MaxTimeout,
 		"kill_grace": c.KillGrace, "reopen_min": c.ReopenMin, "reopen_max": c.ReopenMax,
+		"halted_recheck": c.HaltedRecheck,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s: must be positive", name)

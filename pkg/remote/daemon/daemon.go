@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,7 +84,10 @@ type Daemon struct {
 	// wake nudges a VM's channel loop out of its backoff.
 	wake    map[string]chan struct{}
 	serving map[string]bool
-	jobs    sync.WaitGroup
+	// startsWatched is true while the qrexec directory is watched, so a
+	// halted VM's start wakes its loop and the loop need not poll it.
+	startsWatched atomic.Bool
+	jobs          sync.WaitGroup
 }
 
 // DryRunEntry is what --dry-run reports for one command.
@@ -252,7 +256,9 @@ func (d *Daemon) Run(ctx context.Context, vms []string) error {
 	if !d.Once {
 		// Both watches only shorten waits; without them the backoff still
 		// finds every VM.
-		if err := d.watchQrexecDir(wctx); err != nil {
+		if d.cfg.QrexecDir == "" {
+			d.log.Info("qrexec_dir is empty: newly started VMs are found by backoff")
+		} else if err := d.watchQrexecDir(wctx); err != nil {
 			d.log.WithError(err).Info("not watching VM starts; newly started VMs are found by backoff")
 		}
 		if follow {
@@ -299,44 +305,69 @@ func (d *Daemon) wakeChan(vm string) chan struct{} {
 	return ch
 }
 
-// serveVM keeps one channel open to vm while it runs, re-opening with
-// exponential backoff (a halted VM costs one qvm-check per attempt); a VM
-// start seen in the qrexec directory, or Wake, cuts the backoff short.
+// serveVM keeps one channel open to vm while it runs. A channel that fails
+// is re-opened with exponential backoff (each attempt costs a qvm-check). A
+// halted VM is not polled while VM starts are watched: its start wakes the
+// loop (the qrexec socket appears), and only a safety re-check every
+// halted_recheck runs meanwhile. Wake cuts any wait short.
 func (d *Daemon) serveVM(ctx context.Context, vm string) {
 	log := d.log.WithField("vm", vm)
 	wake := d.wakeChan(vm)
 	backoff := d.cfg.ReopenMin
 	for ctx.Err() == nil {
-		// A wake that arrived during the last attempt is stale.
+		// A wake that arrived before this attempt is stale; one arriving
+		// during it stays queued and ends the wait below at once, so a start
+		// racing a "not running" answer is not lost.
 		select {
 		case <-wake:
 		default:
 		}
 		start := d.now()
+		halted := false
 		ch, err := d.open(ctx, vm)
 		if err == nil {
 			d.serveChannel(ctx, vm, ch)
 			if d.now().Sub(start) > stableSession {
 				backoff = d.cfg.ReopenMin
 			}
-		} else if errors.Is(err, qubes.ErrNotRunning) || errors.Is(err, qubes.ErrPaused) {
+		} else if errors.Is(err, qubes.ErrNotRunning) {
 			log.Debug("VM not running")
+			halted = d.startsWatched.Load() && !d.qrexecSocketExists(vm)
+		} else if errors.Is(err, qubes.ErrPaused) {
+			// Unpausing creates no socket: the backoff finds it.
+			log.Debug("VM paused")
 		} else if ctx.Err() == nil {
 			log.WithError(err).Warn("cannot open channel")
 		}
 		if d.Once {
 			return
 		}
-		t := time.NewTimer(backoff)
+		wait := backoff
+		if halted {
+			wait = d.cfg.HaltedRecheck
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-t.C:
-			backoff = min(2*backoff, d.cfg.ReopenMax)
+			if !halted {
+				backoff = min(2*backoff, d.cfg.ReopenMax)
+			}
 		case <-wake:
 			backoff = d.cfg.ReopenMin
 		}
 		t.Stop()
 	}
+}
+
+// qrexecSocketExists tells whether dom0's qrexec socket of vm is there: a VM
+// reported not running while it is (still starting, or a stale socket of a
+// killed qrexec-daemon) keeps the short backoff instead of the long
+// re-check. vm is a served VM's name (configuration or key file), checked by
+// proto.ValidVMName, never VM data.
+func (d *Daemon) qrexecSocketExists(vm string) bool {
+	_, err := os.Lstat(filepath.Join(string(d.cfg.QrexecDir), qrexecSocketPrefix+vm))
+	return err == nil
 }
 
 // session is one open channel.

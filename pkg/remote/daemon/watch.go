@@ -18,13 +18,22 @@ const qrexecSocketPrefix = "qrexec."
 
 // watchQrexecDir wakes a VM's channel loop when its qrexec socket appears.
 // The directory is dom0's own, so watching it keeps the pull model: nothing
-// the VM sends is involved, and no VM is polled while it is halted.
+// the VM sends is involved, and no VM is polled while it is halted (beyond
+// the halted_recheck safety net) as long as the watch lives.
 func (d *Daemon) watchQrexecDir(ctx context.Context) error {
 	dir := string(d.cfg.QrexecDir)
 	if dir == "" {
 		return nil
 	}
-	return d.watchDir(ctx, dir, func(ev fsnotify.Event) {
+	err := d.watchDir(ctx, dir, func(ev fsnotify.Event) {
+		if filepath.Clean(ev.Name) == filepath.Clean(dir) && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
+			// The directory itself went (dom0's /run/qubes recreated): the
+			// watch is dead, so halted VMs go back to the backoff.
+			d.log.WithField("dir", dir).Warn("qrexec directory removed; newly started VMs are found by backoff")
+			d.startsWatched.Store(false)
+			d.Wake("")
+			return
+		}
 		if !ev.Has(fsnotify.Create) {
 			return
 		}
@@ -34,6 +43,10 @@ func (d *Daemon) watchQrexecDir(ctx context.Context) error {
 			d.Wake(vm)
 		}
 	}, func() { d.Wake("") })
+	if err == nil {
+		d.startsWatched.Store(true)
+	}
+	return err
 }
 
 // watchKeys serves a VM as soon as a key for it appears in the key
