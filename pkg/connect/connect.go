@@ -132,7 +132,7 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 		// More may follow the first read; err != nil means the caller
 		// already ended its side with the first bytes.
 		go func() {
-			c, _ := io.CopyBuffer(conn, onlyReader{in}, buf)
+			c, _ := io.CopyBuffer(writerOnly{conn}, onlyReader{in}, buf)
 			conn.CloseWrite()
 			hangup.start()
 			inDone <- c
@@ -169,6 +169,10 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 // onlyReader hides WriteTo so io.CopyBuffer uses the given buffer (or the
 // socket's ReadFrom) rather than a sendfile attempt on a pipe.
 type onlyReader struct{ io.Reader }
+
+// writerOnly hides ReadFrom, whose fallback for a pipe copies through a
+// 32 KiB buffer: ours takes up to 256 KiB of the 1 MiB pipe per system call.
+type writerOnly struct{ io.Writer }
 
 // firstRead reads at least one byte, bounded by timeout (0: none) and ctx.
 // On a pollable file a read deadline does it in this goroutine; otherwise
