@@ -48,15 +48,9 @@ func keysOf(prefix string, t reflect.Type, def reflect.Value) []Key {
 func walk(t reflect.Type, v reflect.Value, index []int, dotted string, emit func(Key)) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
+		name, ok := fieldKey(f)
+		if !ok {
 			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
 		}
 		full := name
 		if dotted != "" {
@@ -101,6 +95,22 @@ func formatDefault(v reflect.Value) string {
 	return fmt.Sprint(v.Interface())
 }
 
+// fieldKey is the config key of struct field f as mapstructure decodes it
+// (its tag, else its lower-cased name); ok is false for fields not decoded.
+func fieldKey(f reflect.StructField) (name string, ok bool) {
+	if !f.IsExported() {
+		return "", false
+	}
+	name, _, _ = strings.Cut(f.Tag.Get("mapstructure"), ",")
+	switch name {
+	case "-":
+		return "", false
+	case "":
+		return strings.ToLower(f.Name), true
+	}
+	return name, true
+}
+
 // envName is the environment variable of key for a program prefix:
 // QVMRD + "log.level" → QVMRD_LOG_LEVEL.
 func envName(prefix, key string) string {
@@ -113,18 +123,9 @@ func envName(prefix, key string) string {
 func unknownKeys(t reflect.Type, m map[string]any, dotted string) []string {
 	fields := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+		if name, ok := fieldKey(t.Field(i)); ok {
+			fields[name] = t.Field(i)
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		fields[name] = f
 	}
 	var bad []string
 	for k, val := range m {

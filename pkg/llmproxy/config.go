@@ -3,7 +3,6 @@ package llmproxy
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -167,8 +166,8 @@ func checkListen(addr string, allowAny bool) error {
 	if host == "localhost" {
 		return nil
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.IsLoopback() {
+	ap, err := config.ParseListen(addr)
+	if err != nil || !ap.Addr().IsLoopback() {
 		return fmt.Errorf("listen: %q is not a loopback address; set allow_non_loopback: true to serve other hosts", addr)
 	}
 	return nil

@@ -2,9 +2,6 @@ package tunnel
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/qubes-claw/qubes-claw/pkg/config"
@@ -196,7 +193,7 @@ func (c *Config) checkTunnels() error {
 		if err := qubes.ValidateService(t.Service); err != nil {
 			return fmt.Errorf("%s: service: %w", where, err)
 		}
-		ap, err := parseListen(t.Listen)
+		ap, err := config.ParseListen(t.Listen)
 		if err != nil {
 			return fmt.Errorf("%s: listen: %w", where, err)
 		}
@@ -209,22 +206,4 @@ func (c *Config) checkTunnels() error {
 		addrs[ap.String()] = true
 	}
 	return nil
-}
-
-// parseListen parses HOST:PORT with an IP literal host: a name would make
-// the loopback check depend on name resolution.
-func parseListen(s string) (netip.AddrPort, error) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%q is not an IP address", host)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%q is not a port", port)
-	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
 }

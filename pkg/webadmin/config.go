@@ -2,7 +2,6 @@ package webadmin
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"time"
@@ -127,23 +126,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// loopbackAddr parses HOST:PORT with a loopback IP literal: a host name
-// would make the check depend on name resolution.
+// loopbackAddr parses HOST:PORT with a loopback IP literal.
 func loopbackAddr(s string) (netip.AddrPort, error) {
-	host, port, err := net.SplitHostPort(s)
+	ap, err := config.ParseListen(s)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%q is not an IP address", host)
-	}
-	if !a.Unmap().IsLoopback() {
-		return netip.AddrPort{}, fmt.Errorf("%s is not a loopback address", a)
-	}
-	ap, err := netip.ParseAddrPort(net.JoinHostPort(a.Unmap().String(), port))
-	if err != nil {
-		return netip.AddrPort{}, err
+	if !ap.Addr().IsLoopback() {
+		return netip.AddrPort{}, fmt.Errorf("%s is not a loopback address", ap.Addr())
 	}
 	return ap, nil
 }
