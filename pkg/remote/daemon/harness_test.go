@@ -164,7 +164,7 @@ func (h *harness) exec(vm, body string, timeout time.Duration) outcome {
 	var stdout, stderr bytes.Buffer
 	res, err := client.Run(context.Background(), client.Request{
 		Queue: h.queues[vm], VM: vm, Key: h.keys[vm], Body: []byte(body), Timeout: timeout,
-		MaxBody: proto.MaxBody, PickupTimeout: 10 * time.Second, Slack: 10 * time.Second,
+		MaxBody: proto.MaxBody, PickupTimeout: 60 * time.Second, Slack: 10 * time.Second,
 		Stdout: &stdout, Stderr: &stderr,
 	})
 	return outcome{res, err, stdout.Bytes(), stderr.Bytes()}
