@@ -134,10 +134,20 @@ func DaemonVMEntry(old []byte, vm daemon.VM) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// checkDaemonConfig loads data strictly as qvm-remote-dom0 would, from a
-// temporary file next to path, so a file the daemon refuses is never
-// installed.
+// checkDaemonConfig loads data strictly as qvm-remote-dom0 would, so a file
+// the daemon refuses is never installed.
 func checkDaemonConfig(path string, data []byte) error {
+	err := withCandidate(path, data, func(file string) error { return daemon.Spec().CheckFile(file) })
+	if err != nil {
+		return fmt.Errorf("%w: the qvm-remote-dom0 config would be refused: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// withCandidate writes data to a temporary file next to path (or in the
+// temporary directory while path's directory does not exist yet) and runs
+// check on it: a daemon's own loader judges a config before it is installed.
+func withCandidate(path string, data []byte, check func(file string) error) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		dir = os.TempDir()
@@ -151,9 +161,8 @@ func checkDaemonConfig(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	f.Close()
-	if err := daemon.Spec().CheckFile(f.Name()); err != nil {
-		return fmt.Errorf("%w: the qvm-remote-dom0 config would be refused: %v", ErrInvalid, err)
+	if err := f.Close(); err != nil {
+		return err
 	}
-	return nil
+	return check(f.Name())
 }

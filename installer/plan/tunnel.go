@@ -2,9 +2,7 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,26 +90,15 @@ func domainPath(p config.Path) string {
 // keys, Validate, at least one tunnel), from a temporary file next to path,
 // so a file the daemon refuses is never installed.
 func checkTunnelConfig(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, ".check-*.yaml")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	spec := tunnel.Spec()
-	spec.SystemFile, spec.UserFile = config.Path(f.Name()), ""
-	cfg, _, err := spec.Load(nil)
-	if err == nil {
-		err = cfg.CheckTunnels()
-	}
+	err := withCandidate(path, data, func(file string) error {
+		spec := tunnel.Spec()
+		spec.SystemFile, spec.UserFile = config.Path(file), ""
+		cfg, _, err := spec.Load(nil)
+		if err != nil {
+			return err
+		}
+		return cfg.CheckTunnels()
+	})
 	if err != nil {
 		return fmt.Errorf("%w: the qubes-claw-tunnel config would be refused: %v", ErrInvalid, err)
 	}

@@ -335,12 +335,17 @@ func (s *Supervisor) shutdown() {
 
 // killAll terminates every descendant (other supervisors and their trees
 // excepted: a VM started by one of our processes is not part of our domain).
-func (s *Supervisor) killAll() {
+func (s *Supervisor) killAll() { killDescendants(s.M, 2*time.Second) }
+
+// killDescendants sends TERM once to every descendant of this process (see
+// descendants) and KILL to whatever is left after grace, until none is left.
+// The supervisor and a unit's runner stop their processes the same way.
+func killDescendants(m *Machine, grace time.Duration) {
 	self := os.Getpid()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(grace)
 	termed := map[int]bool{}
 	for {
-		desc := descendants(self, s.M)
+		desc := descendants(self, m)
 		if len(desc) == 0 {
 			return
 		}

@@ -428,29 +428,7 @@ func signalGroup(pid int, sig unix.Signal) {
 // killRest ends every remaining process of the unit: orphans adopted by
 // the runner and whatever left the main process group. Other domains'
 // supervisors (a VM started by the unit) are not the unit's.
-func (r *runner) killRest(timeout time.Duration) {
-	self := os.Getpid()
-	deadline := time.Now().Add(timeout)
-	termed := map[int]bool{}
-	for {
-		desc := descendants(self, r.g.m)
-		if len(desc) == 0 {
-			return
-		}
-		sig := unix.SIGTERM
-		if time.Now().After(deadline) {
-			sig = unix.SIGKILL
-		}
-		for _, p := range desc {
-			if sig == unix.SIGKILL || !termed[p] {
-				unix.Kill(p, sig)
-				unix.Kill(p, unix.SIGCONT)
-				termed[p] = true
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func (r *runner) killRest(timeout time.Duration) { killDescendants(r.g.m, timeout) }
 
 // runControls runs control commands (ExecStartPre, ...) one after the
 // other; it returns "" or the failing result. A "-" prefix ignores failure.
