@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stream is a bidirectional byte stream over a long-lived child's stdin and
@@ -45,6 +47,8 @@ func (c *Client) start(ctx context.Context, argv []string, classify func(error) 
 		inW.Close()
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
+	growPipe(inW)
+	growPipe(outR)
 	s := &Stream{
 		stdin:        inW,
 		stdout:       outR,
@@ -75,6 +79,18 @@ func (c *Client) start(ctx context.Context, argv []string, classify func(error) 
 		close(s.done)
 	}()
 	return s, nil
+}
+
+// pipeSize is asked for a stream's pipes: a bulk transfer then wakes the
+// other side once per megabyte rather than per 64 KiB (the default).
+const pipeSize = 1 << 20
+
+// growPipe enlarges a pipe, best effort (fs.pipe-max-size may refuse);
+// through SyscallConn, since Fd would make the file blocking.
+func growPipe(f *os.File) {
+	if sc, err := f.SyscallConn(); err == nil {
+		_ = sc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
 }
 
 // Read reads the child's standard output.
@@ -125,6 +141,10 @@ func (s *Stream) Wait() error {
 
 // Done is closed when the child has exited.
 func (s *Stream) Done() <-chan struct{} { return s.done }
+
+// Pipes returns the pipe ends behind Write (the child's stdin) and Read (its
+// stdout), for zero-copy relays (splice); they stay the Stream's to close.
+func (s *Stream) Pipes() (stdin, stdout *os.File) { return s.stdin, s.stdout }
 
 // Stderr returns what the child wrote to standard error so far (bounded).
 func (s *Stream) Stderr() string { return s.stderr.String() }

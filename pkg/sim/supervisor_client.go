@@ -320,7 +320,7 @@ func (m *Machine) call(ctx context.Context, domain string, req request, stdio St
 				}
 			}
 			if stdio.In != nil {
-				io.Copy(w, stdio.In)
+				copyChunks(w, stdio.In)
 			}
 		}()
 		drained.Add(1)
@@ -397,10 +397,10 @@ func copyOut(w *os.File, r io.Reader, filter bool) {
 		return
 	}
 	if !filter {
-		io.Copy(w, r)
+		copyChunks(w, r)
 		return
 	}
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, qrexecChunk)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -413,6 +413,16 @@ func copyOut(w *os.File, r io.Reader, filter bool) {
 			return
 		}
 	}
+}
+
+// qrexecChunk is qrexec's largest data message (MAX_DATA_CHUNK_V3): a real
+// client moves at most this much per read and vchan write.
+const qrexecChunk = 64 << 10
+
+// copyChunks copies r to w in qrexec-sized chunks through a user buffer, as
+// the real client does (no splice, no 32 KiB io.Copy default).
+func copyChunks(w io.Writer, r io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, make([]byte, qrexecChunk))
 }
 
 // replaceChars is libqrexec's do_replace_chars: everything but printable

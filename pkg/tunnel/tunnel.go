@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/qubes-claw/qubes-claw/pkg/config"
+	"github.com/qubes-claw/qubes-claw/pkg/splice"
 )
 
 // bufSize is the copy buffer per direction: big enough that a bulk transfer
@@ -73,7 +77,13 @@ func New(cfg Config, open Opener, start Starter, log *logrus.Entry) (*Daemon, er
 // Binding first lets a daemon report readiness only once all ports are its.
 func (d *Daemon) Listen() error {
 	for _, t := range d.tunnels {
-		ln, err := net.Listen("tcp", t.cfg.Listen)
+		// TCP keepalive finds dead peers across a network; on loopback
+		// there are none, and it costs four setsockopt calls per accept.
+		var lc net.ListenConfig
+		if ap, err := config.ParseListen(t.cfg.Listen); err == nil && ap.Addr().IsLoopback() {
+			lc.KeepAlive = -1
+		}
+		ln, err := lc.Listen(context.Background(), "tcp", t.cfg.Listen)
 		if err != nil {
 			d.Close()
 			return fmt.Errorf("tunnel %s: %w", t.cfg.Name, err)
@@ -580,12 +590,19 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 		})
 		defer timer.Stop()
 	}
+	// The bytes move by splice(2) between the socket and a qrexec
+	// client's pipes: the daemon stays a byte copier that never sees them.
+	var toVM io.Writer = c.ch
+	var fromVM io.Reader = c.ch
+	if p, ok := c.ch.(piped); ok {
+		toVM, fromVM = p.Pipes()
+	}
 	// client → VM; the client's EOF half-closes the channel.
 	upDone := make(chan string, 1)
 	go func() {
 		buf := bufs.Get().(*[bufSize]byte)
 		defer bufs.Put(buf)
-		_, err := io.CopyBuffer(countWriter{c.ch, &c.in, &c.last}, onlyReader{c.conn}, buf[:])
+		_, err := splice.Copy(toVM, c.conn, buf[:], c.counter(&c.in))
 		switch {
 		case err == nil:
 			c.ch.CloseWrite()
@@ -597,7 +614,7 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 	// VM → client, here: its end is the end of the connection, as with
 	// qubes.ConnectTCP's exit-on-service-eof.
 	buf := bufs.Get().(*[bufSize]byte)
-	_, downErr := io.CopyBuffer(countWriter{c.conn, &c.out, &c.last}, onlyReader{c.ch}, buf[:])
+	_, downErr := splice.Copy(c.conn, fromVM, buf[:], c.counter(&c.out))
 	bufs.Put(buf)
 	c.conn.CloseWrite()
 	exitErr := c.ch.Close()
@@ -627,20 +644,16 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 	return "vm closed first", nil
 }
 
-// countWriter counts bytes written and notes the time, for the log line and
-// the idle timeout.
-type countWriter struct {
-	w    io.Writer
-	n    *atomic.Int64
-	last *atomic.Int64
+// counter returns a progress function that counts into n and notes the
+// time, for the log line and the idle timeout.
+func (c *connection) counter(n *atomic.Int64) func(int64) {
+	return func(k int64) {
+		n.Add(k)
+		c.last.Store(time.Now().UnixNano())
+	}
 }
 
-func (w countWriter) Write(p []byte) (int, error) {
-	n, err := w.w.Write(p)
-	w.n.Add(int64(n))
-	w.last.Store(time.Now().UnixNano())
-	return n, err
+// piped is a channel whose bytes flow through pipes (*qubes.Stream).
+type piped interface {
+	Pipes() (stdin, stdout *os.File)
 }
-
-// onlyReader hides WriterTo, so io.CopyBuffer uses the given buffer.
-type onlyReader struct{ io.Reader }

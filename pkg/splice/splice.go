@@ -1,0 +1,182 @@
+// Package splice relays bytes between a pipe and a socket (or two pipes)
+// with splice(2): the kernel moves the pages, no user-space buffer sees
+// them. A tunnel hop (socket → qrexec pipe, pipe → socket) then costs one
+// system call per chunk instead of a read and a write that copy it twice.
+//
+// Descriptors must be non-blocking and in Go's poller (net.Conn, os.Pipe,
+// or files made so); anything else is copied the ordinary way.
+package splice
+
+import (
+	"errors"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxChunk is asked of each splice call; the kernel moves at most a pipe's
+// capacity.
+const maxChunk = 1 << 20
+
+// Copy copies src to dst until src's EOF or an error, as io.CopyBuffer,
+// calling progress (if not nil) with each chunk's size as it is moved. It
+// splices when one side is a pipe and the other a pipe or a stream socket,
+// both non-blocking; otherwise it copies through buf (nil: a fresh buffer).
+// A nil error means src reached EOF.
+func Copy(dst io.Writer, src io.Reader, buf []byte, progress func(n int64)) (int64, error) {
+	if s, d, ok := rawPair(src, dst); ok {
+		return spliceAll(d, s, progress)
+	}
+	if progress == nil {
+		progress = func(int64) {}
+	}
+	return io.CopyBuffer(countingWriter{dst, progress}, onlyReader{src}, buf)
+}
+
+// Spliceable tells whether Copy(dst, src, ...) would splice.
+func Spliceable(dst io.Writer, src io.Reader) bool {
+	_, _, ok := rawPair(src, dst)
+	return ok
+}
+
+type kind int
+
+const (
+	other kind = iota
+	fifo
+	stream // a SOCK_STREAM socket
+)
+
+// describe tells what rc is, and whether it is non-blocking.
+func describe(rc syscall.RawConn) (k kind) {
+	_ = rc.Control(func(fd uintptr) {
+		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_NONBLOCK == 0 {
+			return
+		}
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) != nil {
+			return
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO:
+			k = fifo
+		case unix.S_IFSOCK:
+			if t, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE); err == nil && t == unix.SOCK_STREAM {
+				k = stream
+			}
+		}
+	})
+	return k
+}
+
+// rawPair returns both sides' raw connections when splice(2) can join them.
+func rawPair(src io.Reader, dst io.Writer) (s, d syscall.RawConn, ok bool) {
+	sc, ok1 := src.(syscall.Conn)
+	dc, ok2 := dst.(syscall.Conn)
+	if !ok1 || !ok2 {
+		return nil, nil, false
+	}
+	s, err1 := sc.SyscallConn()
+	d, err2 := dc.SyscallConn()
+	if err1 != nil || err2 != nil {
+		return nil, nil, false
+	}
+	sk, dk := describe(s), describe(d)
+	if sk == other || dk == other || (sk != fifo && dk != fifo) {
+		return nil, nil, false
+	}
+	return s, d, true
+}
+
+// spliceAll moves chunks from s to d. A splice that returns EAGAIN is
+// ambiguous (source empty, or destination full); the bytes waiting in the
+// source tell which, and so which descriptor to wait for. The wait happens
+// in the poller without holding the other side, so closing either side
+// from another goroutine stays prompt.
+func spliceAll(d, s syscall.RawConn, progress func(int64)) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		var serr error
+		var full bool // the destination, not the source, stopped the move
+		move := func(sfd, dfd uintptr) {
+			for {
+				n, serr = unix.Splice(int(sfd), nil, int(dfd), nil, maxChunk, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+				if serr != unix.EINTR {
+					break
+				}
+			}
+			full = serr == unix.EAGAIN && pending(sfd)
+		}
+		// Wait for the source, then move what the destination takes.
+		err := s.Read(func(sfd uintptr) bool {
+			if cerr := d.Control(func(dfd uintptr) { move(sfd, dfd) }); cerr != nil {
+				serr = cerr
+				return true
+			}
+			return serr != unix.EAGAIN || full
+		})
+		if err == nil && serr == unix.EAGAIN {
+			// The destination is full: wait for room.
+			err = d.Write(func(dfd uintptr) bool {
+				if cerr := s.Control(func(sfd uintptr) { move(sfd, dfd) }); cerr != nil {
+					serr = cerr
+					return true
+				}
+				return serr != unix.EAGAIN || !full
+			})
+		}
+		if err == nil {
+			err = serr
+		}
+		if n > 0 {
+			total += n
+			if progress != nil {
+				progress(n)
+			}
+		}
+		switch {
+		case err == unix.EAGAIN:
+			continue // the source ran dry while we waited for room
+		case err != nil:
+			return total, wrap(err)
+		case n == 0:
+			return total, nil // EOF
+		}
+	}
+}
+
+// pending tells whether bytes wait to be read on fd (FIONREAD, alias TIOCINQ
+// and SIOCINQ, works for pipes and sockets alike).
+func pending(fd uintptr) bool {
+	v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+	return err == nil && v > 0
+}
+
+func wrap(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return os.NewSyscallError("splice", err)
+	}
+	return err
+}
+
+// countingWriter reports each write's size.
+type countingWriter struct {
+	w        io.Writer
+	progress func(int64)
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if n > 0 {
+		w.progress(int64(n))
+	}
+	return n, err
+}
+
+// onlyReader hides WriterTo, so io.CopyBuffer uses the given buffer.
+type onlyReader struct{ io.Reader }
