@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -91,42 +92,38 @@ func rawPair(src io.Reader, dst io.Writer) (s, d syscall.RawConn, ok bool) {
 	return s, d, true
 }
 
-// spliceAll moves chunks from s to d. A splice that returns EAGAIN is
-// ambiguous (source empty, or destination full); the bytes waiting in the
-// source tell which, and so which descriptor to wait for. The wait happens
-// in the poller without holding the other side, so closing either side
-// from another goroutine stays prompt.
+// spliceAll moves chunks from s to d. A splice that fails with EAGAIN is
+// ambiguous: the source may be empty or the destination full (a socket
+// source is not even looked at while the pipe is full). The level state of
+// both sides, polled without waiting, tells which descriptor to wait for in
+// the poller; its edge-triggered readiness alone cannot: a source that
+// reached EOF while the pipe was full never signals again. Waits never hold
+// the other side, so closing either from another goroutine stays prompt.
 func spliceAll(d, s syscall.RawConn, progress func(int64)) (int64, error) {
 	var total int64
 	for {
 		var n int64
 		var serr error
-		var full bool // the destination, not the source, stopped the move
-		move := func(sfd, dfd uintptr) {
-			for {
-				n, serr = unix.Splice(int(sfd), nil, int(dfd), nil, maxChunk, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-				if serr != unix.EINTR {
-					break
-				}
-			}
-			full = serr == unix.EAGAIN && pending(sfd)
+		waitDst := false
+		try := func(sfd, dfd uintptr) {
+			n, serr, waitDst = move(sfd, dfd)
 		}
 		// Wait for the source, then move what the destination takes.
 		err := s.Read(func(sfd uintptr) bool {
-			if cerr := d.Control(func(dfd uintptr) { move(sfd, dfd) }); cerr != nil {
+			if cerr := d.Control(func(dfd uintptr) { try(sfd, dfd) }); cerr != nil {
 				serr = cerr
 				return true
 			}
-			return serr != unix.EAGAIN || full
+			return serr != unix.EAGAIN || waitDst
 		})
 		if err == nil && serr == unix.EAGAIN {
 			// The destination is full: wait for room.
 			err = d.Write(func(dfd uintptr) bool {
-				if cerr := s.Control(func(sfd uintptr) { move(sfd, dfd) }); cerr != nil {
+				if cerr := s.Control(func(sfd uintptr) { try(sfd, dfd) }); cerr != nil {
 					serr = cerr
 					return true
 				}
-				return serr != unix.EAGAIN || !full
+				return serr != unix.EAGAIN || !waitDst
 			})
 		}
 		if err == nil {
@@ -149,11 +146,38 @@ func spliceAll(d, s syscall.RawConn, progress func(int64)) (int64, error) {
 	}
 }
 
-// pending tells whether bytes wait to be read on fd (FIONREAD, alias TIOCINQ
-// and SIOCINQ, works for pipes and sockets alike).
-func pending(fd uintptr) bool {
-	v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ)
-	return err == nil && v > 0
+// move splices one chunk. On EAGAIN it tells whether the destination is
+// the side to wait for; when both sides look ready (their state changed
+// since the call) it tries again, pausing after a few tries so that a
+// destination that polls writable yet takes nothing cannot make it spin.
+func move(sfd, dfd uintptr) (n int64, err error, waitDst bool) {
+	for tries := 0; ; tries++ {
+		n, err = unix.Splice(int(sfd), nil, int(dfd), nil, maxChunk, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != unix.EAGAIN:
+			return n, err, false
+		case !ready(dfd, unix.POLLOUT):
+			return 0, err, true
+		case !ready(sfd, unix.POLLIN):
+			return 0, err, false
+		case tries >= 3:
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// ready polls fd without waiting: true if it has the events asked for, or
+// an error or hang-up (which the next splice reports).
+func ready(fd uintptr, events int16) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: events}}
+	for {
+		_, err := unix.Poll(p, 0)
+		if err != unix.EINTR {
+			return err != nil || p[0].Revents&(events|unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
+		}
+	}
 }
 
 func wrap(err error) error {

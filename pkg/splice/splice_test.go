@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // end is one side of a byte channel: what the test writes into (w) and
@@ -222,5 +224,56 @@ func TestCopyBrokenPipe(t *testing.T) {
 	_, err = Copy(pw, src.copySide.(io.Reader), nil, nil)
 	if !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("Copy to a pipe without reader = %v, want EPIPE", err)
+	}
+}
+
+// A socket source that reaches EOF while the destination pipe is full must
+// still end the copy once the pipe drains: the kernel answers EAGAIN for the
+// full pipe before looking at the socket, and the socket's EOF has already
+// been signalled, so waiting for the socket would wait forever.
+func TestCopyEOFWhilePipeFull(t *testing.T) {
+	tests := []struct {
+		name string
+		data int
+	}{
+		{"one byte fills a one-page pipe", 1},
+		{"several pages through a one-page pipe", 5 * 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := socketEnd(t)
+			defer src.close()
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			sc, _ := pw.SyscallConn()
+			sc.Control(func(fd uintptr) { _, err = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 4096) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			src.peer.Write(make([]byte, tt.data))
+			closeWrite(src.peer)
+			done := make(chan error, 1)
+			go func() {
+				_, err := Copy(pw, src.copySide.(io.Reader), nil, nil)
+				pw.Close()
+				done <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // the copy fills the pipe and waits
+			got := make([]byte, tt.data)
+			if _, err := io.ReadFull(pr, got); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Copy = %v", err)
+				}
+			case <-time.After(10 * time.Second): // a hang, not a timing check
+				t.Fatal("Copy did not return after the source's EOF")
+			}
+		})
 	}
 }
