@@ -128,13 +128,17 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		}
 		t.log.WithField("listen", t.ln.Addr().String()).WithField("vm", t.cfg.VM).
 			WithField("port", t.cfg.Port).WithField("service", t.cfg.Service).Info("listening")
-		wg.Add(2)
+		wg.Add(1)
 		go func() { defer wg.Done(); t.keep(ctx) }()
-		go func() { defer wg.Done(); t.accept(ctx) }()
+		t.accepting.Add(1)
+		go t.accept(ctx)
 	}
 	<-ctx.Done()
 	d.Close()
 	wg.Wait()
+	for _, t := range d.tunnels {
+		t.accepting.Wait()
+	}
 	for _, t := range d.tunnels {
 		t.drain(d.cfg.ShutdownGrace)
 	}
@@ -152,7 +156,8 @@ type tunnel struct {
 	mu         sync.Mutex
 	idle       []*pooled
 	conns      map[*connection]struct{}
-	wg         sync.WaitGroup // connection goroutines
+	wg         sync.WaitGroup // connections being served
+	accepting  sync.WaitGroup // the goroutine accepting (one, or two at a hand-over)
 	down       bool
 	probing    bool // up again on trust, until a channel proves it
 	downSince  time.Time
@@ -387,13 +392,18 @@ func oneLine(err, stderr string) string {
 	return err + ": " + s
 }
 
-// accept serves the listener until it is closed.
+// accept serves the listener until it is closed; t.accepting counts it.
+// The goroutine that accepts a connection serves it itself and hands the
+// listener to a new goroutine: the client's first bytes are copied without
+// waiting for another goroutine to be scheduled (a wake-up of another thread,
+// often on another CPU, on the request's path).
 func (t *tunnel) accept(ctx context.Context) {
 	var delay time.Duration
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				t.accepting.Done()
 				return
 			}
 			// Out of file descriptors and the like: back off, as net/http does.
@@ -402,12 +412,13 @@ func (t *tunnel) accept(ctx context.Context) {
 			time.Sleep(delay)
 			continue
 		}
-		delay = 0
 		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.serve(ctx, c.(*net.TCPConn))
-		}()
+		t.accepting.Add(1)
+		go t.accept(ctx)
+		t.accepting.Done()
+		defer t.wg.Done()
+		t.serve(ctx, c.(*net.TCPConn))
+		return
 	}
 }
 
@@ -597,38 +608,36 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 	if p, ok := c.ch.(piped); ok {
 		toVM, fromVM = p.Pipes()
 	}
-	// client → VM; the client's EOF half-closes the channel.
-	upDone := make(chan string, 1)
+	// VM → client, in a new goroutine: its end is the end of the
+	// connection, as with qubes.ConnectTCP's exit-on-service-eof. It then
+	// closes the client's socket, which ends the upstream copy too.
+	type ending struct {
+		exitErr, copyErr error
+		clientFirst      bool
+	}
+	var upEnded atomic.Bool // the client's EOF reached the channel
+	down := make(chan ending, 1)
 	go func() {
 		buf := bufs.Get().(*[bufSize]byte)
-		defer bufs.Put(buf)
-		_, err := splice.Copy(toVM, c.conn, buf[:], c.counter(&c.in))
-		switch {
-		case err == nil:
-			c.ch.CloseWrite()
-			upDone <- "client"
-		default:
-			upDone <- ""
-		}
+		_, err := splice.Copy(c.conn, fromVM, buf[:], c.counter(&c.out))
+		bufs.Put(buf)
+		c.conn.CloseWrite()
+		first := upEnded.Load()
+		exitErr := c.ch.Close()
+		c.conn.Close() // unblocks the upstream copy's read
+		down <- ending{exitErr, err, first}
 	}()
-	// VM → client, here: its end is the end of the connection, as with
-	// qubes.ConnectTCP's exit-on-service-eof.
+	// client → VM, here: the request's first bytes go at once. The
+	// client's EOF half-closes the channel.
 	buf := bufs.Get().(*[bufSize]byte)
-	_, downErr := splice.Copy(c.conn, fromVM, buf[:], c.counter(&c.out))
+	_, upErr := splice.Copy(toVM, c.conn, buf[:], c.counter(&c.in))
 	bufs.Put(buf)
-	c.conn.CloseWrite()
-	exitErr := c.ch.Close()
-	var first string
-	upEnded := false
-	select {
-	case first = <-upDone:
-		upEnded = true
-	default:
+	if upErr == nil {
+		upEnded.Store(true)
+		c.ch.CloseWrite()
 	}
-	c.conn.Close() // unblocks the upstream copy's read
-	if !upEnded {
-		<-upDone
-	}
+	e := <-down
+	exitErr, downErr := e.exitErr, e.copyErr
 	if r := c.reason.Load(); r != nil {
 		// We ended it (and may have killed the channel): not a failure.
 		return *r, nil
@@ -638,7 +647,7 @@ func (t *tunnel) pipe(c *connection) (string, error) {
 		return "channel failed", exitErr
 	case downErr != nil:
 		return "client gone", nil
-	case first == "client":
+	case e.clientFirst:
 		return "client closed first", nil
 	}
 	return "vm closed first", nil
