@@ -7,7 +7,9 @@
 // off the connection's critical path by a small pool of channels opened ahead
 // of use per tunnel; the VM-side handler (pkg/connect) connects to its local
 // port only when the first byte arrives, so an idle pooled channel costs the
-// server nothing. Each channel still serves exactly one connection.
+// server nothing. Each channel still serves exactly one connection. Bytes
+// move between the client's socket and the qrexec client's pipes by
+// splice(2) (pkg/splice): the daemon never holds them in its own memory.
 //
 // A VM that cannot be reached (halted, refused, no service) marks its tunnel
 // unavailable: connections are then closed at once with a logged reason, and
