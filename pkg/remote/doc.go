@@ -15,9 +15,14 @@
 //	                       Output frames and one Result frame back (proto),
 //	                       audits every step (audit)
 //	VM: agent ──────────► appends output to results/ID.out|err as it arrives
-//	                       and finishes with results/ID.exit (queue); the
-//	                       client tails those files by fsnotify and exits with
-//	                       the command's status (client)
+//	                       and finishes with results/ID.exit (queue), then
+//	                       sends an Ack; the client tails those files by
+//	                       fsnotify and exits with the command's status (client)
+//	dom0 ────────────────  keeps the output and result until that Ack: a
+//	                       channel that breaks loses nothing, since the agent
+//	                       hands the entry in again on the next one and gets
+//	                       the output again from its start (skipping what it
+//	                       has) and the result (daemon, agent)
 //
 // Subpackages, one concept each:
 //

@@ -1,8 +1,9 @@
 // Package agent is the VM end of a qvm-remote channel: `qvm-remote serve`,
 // started by dom0 over qvm-run --pass-io with the channel on its stdin and
 // stdout. It hands every command that appears in the queue's pending/ to dom0
-// the moment it appears (fsnotify, no polling) and writes what dom0 sends
-// back into results/, where the waiting client picks it up.
+// the moment it appears (fsnotify; a poll only when the kernel refuses an
+// inotify watch) and writes what dom0 sends back into results/, where the
+// waiting client picks it up, acknowledging each result once it is written.
 package agent
 
 import (
@@ -31,14 +32,41 @@ type Agent struct {
 	// replacing) to let go of the queue.
 	LockWait time.Duration
 
+	// watch opens the watch of pending/ (nil: inotify; tests substitute
+	// it).
+	watch func() (*fsnotify.Watcher, error)
+
 	conn *proto.Conn
 	mu   sync.Mutex
-	// sent holds the ids handed to dom0 on this channel and their open
-	// output files.
+	// sent holds the ids handed to dom0 on this channel and their output.
 	sent map[proto.ID]*outputs
+	// closed is set when Serve returns: nothing is written after it, so the
+	// agent of the next channel owns the queue alone.
+	closed bool
+	// acks are the ids whose result is written and not yet acknowledged;
+	// ackReady wakes their sender.
+	acks     []proto.ID
+	ackReady chan struct{}
 }
 
-type outputs struct{ out, err *os.File }
+// outputs is one command's output on this channel, per stream (stdout,
+// stderr): its result file, once opened, and how many bytes dom0 is still to
+// send again that the file already has.
+type outputs struct {
+	f    [2]*os.File
+	skip [2]int64
+}
+
+// Polling of pending/, for when the kernel refuses an inotify instance or
+// watch: fs.inotify.max_user_instances (128 by default) counts per user, and
+// every client waiting for its result holds an instance, so an agent that
+// starts while many wait (a channel dom0 re-opens) would otherwise fail, and
+// keep failing while the clients wait for it.
+const (
+	pollInterval = 20 * time.Millisecond
+	// rewatchTicks is how many polls pass between attempts to watch again.
+	rewatchTicks = 50
+)
 
 // ErrBusy is returned when another agent holds the queue.
 var ErrBusy = errors.New("another qvm-remote serve holds the queue")
@@ -54,7 +82,12 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	defer unlock()
 	a.conn = proto.NewConn(r, w, proto.VMSide)
+	a.mu.Lock()
 	a.sent = map[proto.ID]*outputs{}
+	a.closed = false
+	a.acks = nil
+	a.ackReady = make(chan struct{}, 1)
+	a.mu.Unlock()
 	defer a.closeOutputs()
 
 	if err := a.conn.Send(proto.Hello{Version: proto.Version}); err != nil {
@@ -72,19 +105,33 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		writeAtomic(a.Queue.VMNameFile(), []byte(h.VM+"\n"))
 	}
 
-	w8, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
+	// Events of pending/, or poll ticks when it cannot be watched.
+	var events <-chan fsnotify.Event
+	var watchErrs <-chan error
+	var poll <-chan time.Time
+	var ticker *time.Ticker
+	w8, err := a.watchPending()
+	if err == nil {
+		events, watchErrs = w8.Events, w8.Errors
+	} else {
+		a.Log.WithError(err).Warn("cannot watch the queue; polling it")
+		ticker = time.NewTicker(pollInterval)
+		poll = ticker.C
 	}
-	defer w8.Close()
-	if err := w8.Add(a.Queue.Pending()); err != nil {
-		return err
-	}
+	defer func() {
+		if w8 != nil {
+			w8.Close()
+		}
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- a.receive() }()
+	go a.sendAcks(ctx)
 
 	// Entries handed over on an earlier channel and never answered go
 	// first: dom0 answers each (result, "interrupted" or still running).
@@ -102,7 +149,7 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	if err := a.conn.Send(proto.Sync{}); err != nil {
 		return err
 	}
-	for {
+	for polls := 0; ; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -111,7 +158,19 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 				return nil
 			}
 			return err
-		case ev, ok := <-w8.Events:
+		case <-poll:
+			a.scan()
+			if polls++; polls%rewatchTicks != 0 {
+				continue
+			}
+			if w, err := a.watchPending(); err == nil {
+				ticker.Stop()
+				w8, ticker, poll = w, nil, nil
+				events, watchErrs = w.Events, w.Errors
+				a.Log.Info("watching the queue again")
+				a.scan() // what arrived before the watch
+			}
+		case ev, ok := <-events:
 			if !ok {
 				return errors.New("watcher closed")
 			}
@@ -123,7 +182,7 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 					a.Queue.RejectName(name, proto.ReasonBadID.String())
 				}
 			}
-		case err, ok := <-w8.Errors:
+		case err, ok := <-watchErrs:
 			if !ok {
 				return errors.New("watcher closed")
 			}
@@ -132,6 +191,22 @@ func (a *Agent) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 			a.scan()
 		}
 	}
+}
+
+// watchPending watches pending/ for new entries.
+func (a *Agent) watchPending() (*fsnotify.Watcher, error) {
+	if a.watch != nil {
+		return a.watch()
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Add(a.Queue.Pending()); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
 }
 
 // isSideFile reports names that belong next to an entry, not entries.
@@ -198,7 +273,15 @@ func (a *Agent) submit(e queue.Entry) {
 		a.mu.Unlock()
 		return
 	}
-	a.sent[e.ID] = &outputs{}
+	// dom0 sends the output from its start: what an earlier channel wrote
+	// (a prefix of it) is skipped, not written twice.
+	o := &outputs{}
+	for i, ext := range streamExt {
+		if fi, err := os.Lstat(a.Queue.Result(e.ID, ext)); err == nil && fi.Mode().IsRegular() {
+			o.skip[i] = fi.Size()
+		}
+	}
+	a.sent[e.ID] = o
 	a.mu.Unlock()
 	// A missing or malformed token goes to dom0 as an all-zero one: dom0
 	// refuses it and its audit log records the attempt.
@@ -228,42 +311,52 @@ func (a *Agent) receive() error {
 	}
 }
 
+// streamExt is the result file extension of each stream, by index.
+var streamExt = [2]string{"out", "err"}
+
 func (a *Agent) output(m proto.Output) error {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	o, ok := a.sent[m.ID]
-	a.mu.Unlock()
-	if !ok {
-		// Output for a command handed over on a previous channel that was
-		// resubmitted is fine; anything else is dom0 confusion, dropped.
-		o = &outputs{}
-		a.mu.Lock()
-		a.sent[m.ID] = o
-		a.mu.Unlock()
+	if !ok || a.closed {
+		// dom0 sends output only for commands handed over on this channel.
+		a.Log.WithField("id", m.ID).Debug("output for a command not handed over on this channel dropped")
+		return nil
 	}
-	f := &o.out
-	ext := "out"
+	i := 0
 	if m.Stream == proto.Stderr {
-		f, ext = &o.err, "err"
+		i = 1
 	}
-	if *f == nil {
-		nf, err := os.OpenFile(a.Queue.Result(m.ID, ext), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+	data := m.Data
+	if n := min(o.skip[i], int64(len(data))); n > 0 {
+		o.skip[i] -= n
+		data = data[n:]
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if o.f[i] == nil {
+		f, err := os.OpenFile(a.Queue.Result(m.ID, streamExt[i]), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return err
 		}
-		*f = nf
+		o.f[i] = f
 	}
-	_, err := (*f).Write(m.Data)
+	_, err := o.f[i].Write(data)
 	return err
 }
 
+// result records dom0's answer and, once it is written, acknowledges it.
 func (a *Agent) result(m proto.Result) {
 	a.mu.Lock()
-	o := a.sent[m.ID]
-	delete(a.sent, m.ID)
-	a.mu.Unlock()
-	if o != nil {
-		o.close()
+	defer a.mu.Unlock()
+	o, ok := a.sent[m.ID]
+	if !ok || a.closed {
+		a.Log.WithField("id", m.ID).Debug("result for a command not handed over on this channel dropped")
+		return
 	}
+	delete(a.sent, m.ID)
+	o.close()
 	meta := queue.Meta{DurationMS: m.DurationMS}
 	switch m.Status {
 	case proto.Exited:
@@ -286,22 +379,51 @@ func (a *Agent) result(m proto.Result) {
 		meta.Truncated = "stdout,stderr"
 	}
 	if err := a.Queue.Finish(m.ID, m.ExitCode(), meta); err != nil {
+		// Not acknowledged: the entry stays in running/, and the next
+		// channel gets the whole answer again.
 		a.Log.WithError(err).WithField("id", m.ID).Warn("write result")
+		return
+	}
+	a.acks = append(a.acks, m.ID)
+	select {
+	case a.ackReady <- struct{}{}:
+	default:
+	}
+}
+
+// sendAcks sends the acknowledgements. It is not the receiver's job: a
+// receiver blocked on sending could stop dom0's writer, and so dom0's reader.
+func (a *Agent) sendAcks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.ackReady:
+		}
+		a.mu.Lock()
+		ids := a.acks
+		a.acks = nil
+		a.mu.Unlock()
+		for _, id := range ids {
+			if err := a.conn.Send(proto.Ack{ID: id}); err != nil {
+				return // unacknowledged results only cost dom0 memory until they expire
+			}
+		}
 	}
 }
 
 func (o *outputs) close() {
-	if o.out != nil {
-		o.out.Close()
-	}
-	if o.err != nil {
-		o.err.Close()
+	for _, f := range o.f {
+		if f != nil {
+			f.Close()
+		}
 	}
 }
 
 func (a *Agent) closeOutputs() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.closed = true
 	for _, o := range a.sent {
 		o.close()
 	}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -74,13 +75,12 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	inflight map[inflightKey]bool
 	policy   map[string]VM
-	// outbox holds results that found no channel (the VM halted or its
-	// channel broke while the command ran); the VM's agent resubmits the
-	// entry on its next channel and gets the stored result, since the
-	// command must not run again.
-	outbox map[inflightKey]outboxEntry
+	// records holds every accepted command's output and result until the VM
+	// acknowledges the result (see record); kept is the output held by the
+	// ended ones.
+	records map[cmdKey]*record
+	kept    int
 	// wake nudges a VM's channel loop out of its backoff.
 	wake    map[string]chan struct{}
 	serving map[string]bool
@@ -99,18 +99,20 @@ type DryRunEntry struct {
 	Body    []byte
 }
 
-type outboxEntry struct {
-	res     proto.Result
-	expires time.Time
-}
-
-// outboxMax bounds the stored results per daemon; the oldest go first.
-const outboxMax = 4096
+// Bounds of the ended records not yet acknowledged, all VMs together (a VM
+// that never acknowledges must not fill dom0's memory); the oldest go first.
+// Past outboxMaxBytes their output goes (the result, sent again, says it was
+// truncated); past outboxMax the whole record does (a resubmission is then
+// refused as a replay).
+const (
+	outboxMax      = 4096
+	outboxMaxBytes = 64 << 20
+)
 
 // ErrLocked is returned by New when another daemon holds the state.
 var ErrLocked = errors.New("another qvm-remote-dom0 is running (it holds the state directory)")
 
-type inflightKey struct {
+type cmdKey struct {
 	vm string
 	id proto.ID
 }
@@ -137,9 +139,8 @@ func New(cfg Config, log *logrus.Entry, open Opener) (*Daemon, error) {
 		run:      executor.Run,
 		now:      time.Now,
 		sessions: map[string]*session{},
-		inflight: map[inflightKey]bool{},
 		policy:   map[string]VM{},
-		outbox:   map[inflightKey]outboxEntry{},
+		records:  map[cmdKey]*record{},
 		wake:     map[string]chan struct{}{},
 		serving:  map[string]bool{},
 		lock:     lock,
@@ -494,6 +495,8 @@ func (d *Daemon) serveChannel(ctx context.Context, vm string, ch io.ReadWriteClo
 					s.send(nil)
 				}()
 			}
+		case proto.Ack:
+			d.ack(vm, m.ID)
 		default:
 			d.audit.Record(audit.Channel, vm, "", "channel cut off: unexpected frame", logrus.Fields{"frame": fmt.Sprintf("%T", m)})
 			return
@@ -501,63 +504,189 @@ func (d *Daemon) serveChannel(ctx context.Context, vm string, ch io.ReadWriteClo
 	}
 }
 
-// deliver sends m to vm's current channel, if it has one. A Result that
-// finds no channel goes to the outbox for the VM's next channel.
-func (d *Daemon) deliver(vm string, m proto.Message) {
-	d.mu.Lock()
-	s := d.sessions[vm]
-	d.mu.Unlock()
-	if s != nil && s.send(m) {
-		return
-	}
-	if res, ok := m.(proto.Result); ok {
-		d.stash(vm, res)
-		d.log.WithField("vm", vm).WithField("id", res.ID).Info("no channel: result kept for the VM's next channel")
-		return
-	}
-	d.log.WithField("vm", vm).Debug("no channel: frame dropped")
+// record is one accepted command from its acceptance until the VM
+// acknowledges its result: everything it wrote and, once it ended, its
+// result. A channel can break with frames sent and never handled, and the
+// VM hands every unanswered command in again on its next channel; the
+// record is then bound to that channel and sends the output again from its
+// start (the VM skips what it has), the rest as it comes, and the result.
+// Nothing a command wrote is lost to a channel that breaks or is replaced.
+type record struct {
+	id proto.ID
+
+	mu sync.Mutex
+	// s is the channel the command was last handed in on; nil once a send
+	// on it failed.
+	s *session
+	// out is what the command wrote to stdout and stderr, all of it: the
+	// executor bounds it (max_stdout, max_stderr), so running commands hold
+	// at most max_concurrent times that; ended ones count against
+	// outboxMaxBytes. Its bytes are never changed, so frames share them.
+	out [2][]byte
+	// dropped marks a stream given up for outboxMaxBytes.
+	dropped [2]bool
+	res     *proto.Result
+
+	// Under Daemon.mu: set when the command ended.
+	ended   bool
+	expires time.Time
+	size    int // of out, counted in Daemon.kept
 }
 
-func (d *Daemon) stash(vm string, res proto.Result) {
+var streams = [2]proto.Stream{proto.Stdout, proto.Stderr}
+
+// write keeps p, a piece of stream i, and sends it on the record's channel.
+func (r *record) write(i int, p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := len(r.out[i])
+	r.out[i] = append(r.out[i], p...)
+	if r.s != nil && !r.s.send(proto.Output{ID: r.id, Stream: streams[i], Data: r.out[i][start:len(r.out[i]):len(r.out[i])]}) {
+		r.s = nil
+	}
+}
+
+// attach binds the record to s, the channel the command was just handed in
+// on, and sends on it everything the command wrote so far and its result if
+// it has ended.
+func (r *record) attach(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s = s
+	for i, b := range r.out {
+		for len(b) > 0 {
+			k := min(len(b), proto.MaxChunk)
+			if !s.send(proto.Output{ID: r.id, Stream: streams[i], Data: b[:k:k]}) {
+				r.s = nil
+				return
+			}
+			b = b[k:]
+		}
+	}
+	if r.res == nil {
+		return
+	}
+	res := *r.res
+	if res.Status != proto.Refused {
+		if r.dropped[0] {
+			res.Flags |= proto.FlagStdoutTruncated
+		}
+		if r.dropped[1] {
+			res.Flags |= proto.FlagStderrTruncated
+		}
+	}
+	if !s.send(res) {
+		r.s = nil
+	}
+}
+
+// end records res, sends it on the record's channel if it has one, and
+// keeps the record for a resubmission until the VM acknowledges it.
+func (d *Daemon) end(vm string, r *record, res proto.Result) {
 	now := d.now()
+	r.mu.Lock()
+	r.res = &res
+	size := len(r.out[0]) + len(r.out[1])
+	// Ended before the result is sent, so that its Ack finds it ended.
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.outbox) >= outboxMax {
-		var oldest inflightKey
-		var t time.Time
-		for k, e := range d.outbox {
-			if t.IsZero() || e.expires.Before(t) {
-				oldest, t = k, e.expires
+	r.ended, r.expires, r.size = true, now.Add(2*d.cfg.TimeWindow+time.Minute), size
+	d.kept += size
+	victims := d.trimLocked(now)
+	d.mu.Unlock()
+	sent := r.s != nil && r.s.send(res)
+	if !sent {
+		r.s = nil
+	}
+	r.mu.Unlock()
+	if !sent {
+		d.log.WithField("vm", vm).WithField("id", r.id).Info("no channel: result kept for the VM's next channel")
+	}
+	for _, v := range victims {
+		v.mu.Lock()
+		for i := range v.out {
+			if len(v.out[i]) > 0 {
+				v.out[i], v.dropped[i] = nil, true
 			}
 		}
-		delete(d.outbox, oldest)
+		v.mu.Unlock()
 	}
-	d.outbox[inflightKey{vm, res.ID}] = outboxEntry{res: res, expires: now.Add(2*d.cfg.TimeWindow + time.Minute)}
 }
 
-// unstash returns and forgets the stored result of vm's id.
-func (d *Daemon) unstash(vm string, id proto.ID) (proto.Result, bool) {
+// trimLocked forgets the expired ended records and the oldest beyond
+// outboxMax, and returns the oldest whose output must go for
+// outboxMaxBytes. The caller drops that output after releasing d.mu: a
+// record's lock can be held by a send that waits for a slow VM, so d.mu is
+// never held while waiting for one (record.mu may be held while taking
+// d.mu, never the other way round).
+func (d *Daemon) trimLocked(now time.Time) []*record {
+	var ended []cmdKey
+	for k, r := range d.records {
+		if !r.ended {
+			continue
+		}
+		if now.After(r.expires) {
+			d.forgetLocked(k)
+			continue
+		}
+		ended = append(ended, k)
+	}
+	if len(ended) <= outboxMax && d.kept <= outboxMaxBytes {
+		return nil
+	}
+	slices.SortFunc(ended, func(a, b cmdKey) int { return d.records[a].expires.Compare(d.records[b].expires) })
+	for len(ended) > outboxMax {
+		d.forgetLocked(ended[0])
+		ended = ended[1:]
+	}
+	var victims []*record
+	for _, k := range ended {
+		if d.kept <= outboxMaxBytes {
+			break
+		}
+		if r := d.records[k]; r.size > 0 {
+			d.kept -= r.size
+			r.size = 0
+			victims = append(victims, r)
+		}
+	}
+	return victims
+}
+
+func (d *Daemon) forgetLocked(k cmdKey) {
+	if r := d.records[k]; r != nil {
+		d.kept -= r.size
+		delete(d.records, k)
+	}
+}
+
+// ack forgets an ended command whose result the VM has written. An Ack for
+// anything else (still running, unknown: a confused or hostile VM) changes
+// nothing.
+func (d *Daemon) ack(vm string, id proto.ID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	k := inflightKey{vm, id}
-	e, ok := d.outbox[k]
-	if !ok {
-		return proto.Result{}, false
+	k := cmdKey{vm, id}
+	if r := d.records[k]; r != nil && r.ended {
+		d.forgetLocked(k)
 	}
-	delete(d.outbox, k)
-	if d.now().After(e.expires) {
-		return proto.Result{}, false
-	}
-	return e.res, true
 }
 
-func (d *Daemon) refuse(vm string, id proto.ID, cat audit.Category, r proto.Reason, detail string) {
+// refuse answers a command it does not accept on the channel it came on.
+// The answer is not kept: if the channel breaks first, the VM hands the
+// command in again and gets it anew.
+func (d *Daemon) refuse(s *session, id proto.ID, cat audit.Category, r proto.Reason, detail string) {
 	if d.DryRun {
-		d.report(vm, id, r.String(), nil)
+		d.report(s.vm, id, r.String(), nil)
 		return
 	}
-	d.audit.Record(cat, vm, id, r.String(), logrus.Fields{"detail": detail})
-	d.deliver(vm, proto.Refusal(id, r, ""))
+	d.audit.Record(cat, s.vm, id, r.String(), logrus.Fields{"detail": detail})
+	s.send(proto.Refusal(id, r, ""))
+}
+
+// fail ends an accepted command with a refusal.
+func (d *Daemon) fail(vm string, r *record, cat audit.Category, reason proto.Reason, detail string) {
+	d.audit.Record(cat, vm, r.id, reason.String(), logrus.Fields{"detail": detail})
+	d.end(vm, r, proto.Refusal(r.id, reason, ""))
 }
 
 func (d *Daemon) report(vm string, id proto.ID, verdict string, body []byte) {
@@ -567,36 +696,39 @@ func (d *Daemon) report(vm string, id proto.ID, verdict string, body []byte) {
 }
 
 // handle checks one submission and queues it; every path ends in exactly
-// one Result (now, or when the command ends).
+// one Result (now, or when the command ends), sent again if the VM hands the
+// command in again before acknowledging it.
 func (d *Daemon) handle(ctx context.Context, s *session, sub proto.Submit) {
 	vm := s.vm
-	ik := inflightKey{vm, sub.ID}
+	k := cmdKey{vm, sub.ID}
 	d.mu.Lock()
-	busy := d.inflight[ik]
+	rec := d.records[k]
+	ended := rec != nil && rec.ended
 	d.mu.Unlock()
-	if busy {
-		// Re-sent by a new channel while still queued or running here: the
-		// result goes to the VM's current channel when it is ready.
+	if rec != nil && !ended {
+		// Handed in again by a new channel while still queued or running
+		// here: its output so far, the rest and its result go to this one.
+		rec.attach(s)
 		return
 	}
 	key, err := d.keys.Get(vm)
 	if err != nil {
-		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonNoKey, err.Error())
+		d.refuse(s, sub.ID, audit.AuthFail, proto.ReasonNoKey, err.Error())
 		return
 	}
 	claims := proto.Claims{VM: vm, ID: sub.ID, Time: sub.Time, Timeout: sub.Timeout, BodySHA256: sha256.Sum256(sub.Body)}
 	if !proto.Verify(key[:], claims, sub.MAC) {
-		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonAuth, "token does not match (key "+key.Fingerprint()+")")
+		d.refuse(s, sub.ID, audit.AuthFail, proto.ReasonAuth, "token does not match (key "+key.Fingerprint()+")")
 		return
 	}
 	// Before the clock check: the answer may be long overdue.
-	if res, ok := d.unstash(vm, sub.ID); ok && !d.DryRun {
-		d.audit.Record(audit.Done, vm, sub.ID, "result delivered late (the VM had no channel when the command ended)", nil)
-		d.deliver(vm, res)
+	if ended && !d.DryRun {
+		d.audit.Record(audit.Done, vm, sub.ID, "result sent again (the VM handed the command in again before acknowledging it)", nil)
+		rec.attach(s)
 		return
 	}
 	if !proto.CheckTime(sub.Time, d.now(), d.cfg.TimeWindow) {
-		d.refuse(vm, sub.ID, audit.AuthFail, proto.ReasonStale, fmt.Sprintf("client time %d", sub.Time))
+		d.refuse(s, sub.ID, audit.AuthFail, proto.ReasonStale, fmt.Sprintf("client time %d", sub.Time))
 		return
 	}
 	d.audit.Record(audit.AuthOK, vm, sub.ID, "token verified", logrus.Fields{"key_fingerprint": key.Fingerprint()})
@@ -608,20 +740,20 @@ func (d *Daemon) handle(ctx context.Context, s *session, sub proto.Submit) {
 		case errors.Is(err, proto.ErrTooLarge):
 			r = proto.ReasonTooLarge
 		}
-		d.refuse(vm, sub.ID, audit.Reject, r, err.Error())
+		d.refuse(s, sub.ID, audit.Reject, r, err.Error())
 		return
 	}
 	switch d.ledger.Lookup(vm, sub.ID) {
 	case ledger.Interrupted:
-		d.refuse(vm, sub.ID, audit.Reject, proto.ReasonInterrupted, "")
+		d.refuse(s, sub.ID, audit.Reject, proto.ReasonInterrupted, "")
 		return
 	case ledger.Done, ledger.Running:
-		d.refuse(vm, sub.ID, audit.Reject, proto.ReasonReplay, "")
+		d.refuse(s, sub.ID, audit.Reject, proto.ReasonReplay, "")
 		return
 	}
 	pol := d.policy[vm]
 	if pol.Mode == "restricted" && !allowed(sub.Body, pol.Allow) {
-		d.refuse(vm, sub.ID, audit.Deny, proto.ReasonDenied, "")
+		d.refuse(s, sub.ID, audit.Deny, proto.ReasonDenied, "")
 		return
 	}
 	timeout := d.cfg.DefaultTimeout
@@ -639,40 +771,47 @@ func (d *Daemon) handle(ctx context.Context, s *session, sub proto.Submit) {
 	}
 
 	d.mu.Lock()
-	d.inflight[ik] = true
+	if other := d.records[k]; other != nil {
+		// Accepted meanwhile (a VM's channels are served one at a time, so
+		// this is defensive): answered like a resubmission.
+		d.mu.Unlock()
+		other.attach(s)
+		return
+	}
+	rec = &record{id: sub.ID, s: s}
+	d.records[k] = rec
 	d.mu.Unlock()
 	d.jobs.Add(1)
 	s.jobs.Add(1)
 	ok := d.sched.submit(vm, func() {
 		defer d.jobs.Done()
 		defer s.jobs.Done()
-		defer func() {
-			d.mu.Lock()
-			delete(d.inflight, ik)
-			d.mu.Unlock()
-		}()
-		d.execute(ctx, vm, pol, sub, timeout)
+		d.execute(ctx, vm, pol, rec, sub, timeout)
 	})
 	if !ok {
 		d.jobs.Done()
 		s.jobs.Done()
 		d.mu.Lock()
-		delete(d.inflight, ik)
+		delete(d.records, k)
 		d.mu.Unlock()
-		d.refuse(vm, sub.ID, audit.Reject, proto.ReasonBusy, "")
+		d.refuse(s, sub.ID, audit.Reject, proto.ReasonBusy, "")
 	}
 }
 
-func (d *Daemon) execute(ctx context.Context, vm string, pol VM, sub proto.Submit, timeout time.Duration) {
+func (d *Daemon) execute(ctx context.Context, vm string, pol VM, rec *record, sub proto.Submit, timeout time.Duration) {
 	if ctx.Err() != nil {
-		return // shutting down: never begun, so the next daemon may run it
+		// Shutting down: never begun, so the next daemon may run it.
+		d.mu.Lock()
+		d.forgetLocked(cmdKey{vm, sub.ID})
+		d.mu.Unlock()
+		return
 	}
 	if err := d.ledger.Begin(vm, sub.ID, sub.Time); err != nil {
 		if errors.Is(err, ledger.ErrSeen) {
-			d.refuse(vm, sub.ID, audit.Reject, proto.ReasonReplay, "")
+			d.fail(vm, rec, audit.Reject, proto.ReasonReplay, "")
 		} else {
 			d.log.WithError(err).Error("ledger")
-			d.refuse(vm, sub.ID, audit.Reject, proto.ReasonInternal, "")
+			d.fail(vm, rec, audit.Reject, proto.ReasonInternal, "")
 		}
 		return
 	}
@@ -691,14 +830,14 @@ func (d *Daemon) execute(ctx context.Context, vm string, pol VM, sub proto.Submi
 		MaxStderr:  d.cfg.MaxStderr,
 	}, executor.Job{
 		VM: vm, ID: sub.ID, Body: sub.Body, Timeout: timeout, User: pol.User,
-		Stdout: &streamWriter{d: d, vm: vm, id: sub.ID, stream: proto.Stdout},
-		Stderr: &streamWriter{d: d, vm: vm, id: sub.ID, stream: proto.Stderr},
+		Stdout: &streamWriter{r: rec, stream: 0},
+		Stderr: &streamWriter{r: rec, stream: 1},
 	})
 	if err != nil && ctx.Err() != nil {
 		// Stopped by shutdown: left unfinished in the ledger, so the
 		// resubmission after restart is answered "interrupted".
 		d.audit.Record(audit.Reject, vm, sub.ID, "interrupted by shutdown", nil)
-		d.deliver(vm, proto.Refusal(sub.ID, proto.ReasonInterrupted, ""))
+		d.end(vm, rec, proto.Refusal(sub.ID, proto.ReasonInterrupted, ""))
 		return
 	}
 	if ferr := d.ledger.Finish(vm, sub.ID); ferr != nil {
@@ -706,7 +845,7 @@ func (d *Daemon) execute(ctx context.Context, vm string, pol VM, sub proto.Submi
 	}
 	if err != nil {
 		d.log.WithError(err).WithField("vm", vm).WithField("id", sub.ID).Error("run")
-		d.refuse(vm, sub.ID, audit.DoneFail, proto.ReasonInternal, err.Error())
+		d.fail(vm, rec, audit.DoneFail, proto.ReasonInternal, err.Error())
 		return
 	}
 	res := proto.Result{ID: sub.ID, Status: proto.Exited, Code: uint8(out.ExitCode), DurationMS: uint32(min(out.Duration.Milliseconds(), 1<<32-1))}
@@ -729,23 +868,20 @@ func (d *Daemon) execute(ctx context.Context, vm string, pol VM, sub proto.Submi
 	if res.Flags != 0 {
 		d.audit.Record(audit.Trunc, vm, sub.ID, "output truncated", logrus.Fields{"stdout": out.StdoutTruncated, "stderr": out.StderrTruncated})
 	}
-	d.deliver(vm, res)
+	d.end(vm, rec, res)
 }
 
 // streamWriter turns a command's output into Output frames.
 type streamWriter struct {
-	d      *Daemon
-	vm     string
-	id     proto.ID
-	stream proto.Stream
+	r      *record
+	stream int
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		k := min(len(p), proto.MaxChunk)
-		// The executor reuses its buffer; the frame outlives this call.
-		w.d.deliver(w.vm, proto.Output{ID: w.id, Stream: w.stream, Data: append([]byte(nil), p[:k]...)})
+		w.r.write(w.stream, p[:k]) // copied: the executor reuses its buffer
 		p = p[k:]
 	}
 	return n, nil

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,7 +180,8 @@ func TestResultKeptForHaltedVM(t *testing.T) {
 	waitFor(t, "the result to be kept", func() bool {
 		h.d.mu.Lock()
 		defer h.d.mu.Unlock()
-		return len(h.d.outbox) == 1
+		r := h.d.records[cmdKey{"work", "halt-1"}]
+		return r != nil && r.ended
 	})
 	h.mu.Lock()
 	h.down["work"] = false
@@ -203,5 +205,124 @@ func TestStateLocked(t *testing.T) {
 	defer d.Close()
 	if _, err := New(h.cfg, logging.Discard(), h.open); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second daemon: %v", err)
+	}
+}
+
+// A channel that breaks while a command runs, or after dom0 sent output and
+// the result but before the VM handled them, loses nothing: the VM hands the
+// command in again on its next channel and gets all of its output, once, and
+// its result, and the command ran once. (Output written while the VM had no
+// channel used to be dropped, leaving an exit status without its output, and
+// frames lost with a channel were lost for good: a result became a "replay"
+// refusal.)
+func TestNothingLostWhenChannelBreaks(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// swallow: what dom0 sends after the break vanishes and the channel
+		// closes only later (sent, never handled); otherwise it closes at
+		// once.
+		swallow bool
+		// ended: the command ends before the VM has a channel again.
+		ended bool
+	}{
+		{"closed while running", false, false},
+		{"closed, ended meanwhile", false, true},
+		{"frames lost while running", true, false},
+		{"frames lost with the result", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, "work")
+			h.cfg.ReopenMin, h.cfg.ReopenMax = time.Hour, time.Hour // re-opened by Wake only
+			h.cfg.QrexecDir = ""
+			h.start("work")
+			q := h.queues["work"]
+			step := func(n int) string { return filepath.Join(h.root, fmt.Sprint("step", n)) }
+			count := filepath.Join(h.root, "count")
+			body := []byte(fmt.Sprintf("echo x >> %s; echo o1; echo e1 >&2\n"+
+				"until [ -e %s ]; do sleep 0.01; done; echo o2; echo e2 >&2\n"+
+				"until [ -e %s ]; do sleep 0.01; done; echo o3; exit 7\n", count, step(1), step(2)))
+			const id = proto.ID("break-1")
+			if err := q.Submit(id, body, token(t, h.keys["work"], "work", id, time.Now(), 0, body)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the first output in the VM", func() bool {
+				return fileIs(q.Result(id, "out"), "o1\n") && fileIs(q.Result(id, "err"), "e1\n")
+			})
+
+			h.mu.Lock()
+			ch := h.live["work"]
+			h.mu.Unlock()
+			if tt.swallow {
+				ch.swallow.Store(true)
+			} else {
+				ch.Close()
+				h.waitNoChannel("work")
+			}
+			touch(t, step(1))
+			h.d.mu.Lock()
+			rec := h.d.records[cmdKey{"work", id}]
+			h.d.mu.Unlock()
+			waitFor(t, "dom0 to have the second output", func() bool {
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				return string(rec.out[0]) == "o1\no2\n" && string(rec.out[1]) == "e1\ne2\n"
+			})
+			if tt.ended {
+				touch(t, step(2))
+				waitFor(t, "the command to end", func() bool {
+					h.d.mu.Lock()
+					defer h.d.mu.Unlock()
+					return rec.ended
+				})
+			}
+			if tt.swallow {
+				ch.Close()
+				h.waitNoChannel("work")
+			}
+
+			h.d.Wake("work")
+			if !tt.ended {
+				waitFor(t, "the output so far on the new channel", func() bool { return fileIs(q.Result(id, "out"), "o1\no2\n") })
+				touch(t, step(2))
+			}
+			code, meta := h.waitResult(q, id)
+			if code != 7 || meta.Status != "exited" || meta.Truncated != "" {
+				t.Errorf("result %d %+v, want 7 exited", code, meta)
+			}
+			if !fileIs(q.Result(id, "out"), "o1\no2\no3\n") || !fileIs(q.Result(id, "err"), "e1\ne2\n") {
+				out, _ := os.ReadFile(q.Result(id, "out"))
+				errOut, _ := os.ReadFile(q.Result(id, "err"))
+				t.Errorf("stdout %q stderr %q, want every line once", out, errOut)
+			}
+			if !fileIs(count, "x\n") {
+				t.Error("the command did not run exactly once")
+			}
+			waitFor(t, "the VM's acknowledgement", func() bool {
+				h.d.mu.Lock()
+				defer h.d.mu.Unlock()
+				return len(h.d.records) == 0
+			})
+		})
+	}
+}
+
+func (h *harness) waitNoChannel(vm string) {
+	h.t.Helper()
+	waitFor(h.t, "the channel to close", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return h.d.sessions[vm] == nil
+	})
+}
+
+func fileIs(path, want string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && string(b) == want
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

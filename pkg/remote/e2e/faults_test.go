@@ -115,9 +115,9 @@ func TestVMHaltedMidCommand(t *testing.T) {
 func TestHostileVMCutOff(t *testing.T) {
 	e := newEnv(t, "", "work")
 	e.m.StandaloneVM("evil")
-	// A valid hello (type 1, 7 bytes: QVMR, version 2, no name), then a
+	// A valid hello (type 1, 7 bytes: QVMR, version 3, no name), then a
 	// submit header claiming 1 GiB, then silence.
-	e.m.WriteFile("evil", "/usr/bin/qvm-remote", []byte("#!/bin/sh\nprintf '\\001\\000\\000\\000\\007QVMR\\000\\002\\000\\002\\100\\000\\000\\000'\nexec sleep 600\n"), 0o755)
+	e.m.WriteFile("evil", "/usr/bin/qvm-remote", []byte("#!/bin/sh\nprintf '\\001\\000\\000\\000\\007QVMR\\000\\003\\000\\002\\100\\000\\000\\000'\nexec sleep 600\n"), 0o755)
 	if r := e.m.VM("evil", "true"); r.Code != 0 {
 		t.Fatal(r)
 	}

@@ -235,12 +235,19 @@ func exitCode(err error) int {
 // pump copies r to w until EOF, passing at most max bytes and then the
 // truncation marker once; the rest is read and dropped so the command never
 // blocks on a full pipe. It reports whether the stream was truncated.
+//
+// At r's read deadline (a process outside the group still holds the pipe)
+// it stops waiting, but still takes what the pipe holds: that is output the
+// command wrote, and a read past the deadline refuses it, however long it
+// has been there (a pump starved of CPU on a loaded machine read nothing
+// before its deadline and lost a command's whole output).
 func pump(r *os.File, w io.Writer, max int64, name string) bool {
 	buf := make([]byte, 32<<10)
 	var n int64
 	truncated := false
+	read := r.Read
 	for {
-		k, err := r.Read(buf)
+		k, err := read(buf)
 		if k > 0 && !truncated {
 			chunk := buf[:k]
 			if n+int64(k) > max {
@@ -255,9 +262,48 @@ func pump(r *os.File, w io.Writer, max int64, name string) bool {
 				io.WriteString(w, TruncationMarker(name, max))
 			}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			read = readHeld(r)
+			continue
+		}
 		if err != nil {
 			return truncated
 		}
+	}
+}
+
+// drainMax bounds what readHeld takes: a pipe holds at most 1 MiB unless
+// root raised fs.pipe-max-size, and a writer that keeps it full must not keep
+// the pump reading.
+const drainMax = 1 << 20
+
+// readHeld returns a read of what r holds now, without its deadline and
+// without waiting for more: io.EOF once it holds nothing (r is a pipe, which
+// os.Pipe makes non-blocking).
+func readHeld(r *os.File) func([]byte) (int, error) {
+	rc, err := r.SyscallConn()
+	if err == nil {
+		err = r.SetReadDeadline(time.Time{})
+	}
+	left := drainMax
+	return func(p []byte) (int, error) {
+		if err != nil || left <= 0 {
+			return 0, io.EOF
+		}
+		var n int
+		var rerr error
+		if cerr := rc.Read(func(fd uintptr) bool {
+			for {
+				n, rerr = syscall.Read(int(fd), p[:min(len(p), left)])
+				if rerr != syscall.EINTR {
+					return true // never wait for readiness
+				}
+			}
+		}); cerr != nil || rerr != nil || n <= 0 {
+			return 0, io.EOF
+		}
+		left -= n
+		return n, nil
 	}
 }
 

@@ -292,3 +292,45 @@ func TestRunAsOtherUser(t *testing.T) {
 		t.Errorf("stdout %q exit %d, want %q", stdout.Bytes(), out.ExitCode, want)
 	}
 }
+
+// What a command wrote is passed on even when its pump reads it only after
+// the pipe's read deadline (set once the group is gone, for a process that
+// left the group and holds the pipe): a pump starved of CPU on a loaded
+// machine used to find the deadline passed and drop the command's output.
+func TestPumpTakesHeldOutputAtDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		size      int
+		max       int64
+		truncated bool
+	}{
+		{"a line", 5, 1 << 20, false},
+		{"more than one read", 50_000, 1 << 20, false},
+		{"over the cap", 50_000, 1000, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			defer w.Close() // held open: no EOF, as with a process that left the group
+			data := bytes.Repeat([]byte("0123456789abcdef"), tt.size/16+1)[:tt.size]
+			if _, err := w.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			truncated := pump(r, &got, tt.max, "stdout")
+			want := data
+			if tt.truncated {
+				want = append(data[:tt.max:tt.max], TruncationMarker("stdout", tt.max)...)
+			}
+			if truncated != tt.truncated || !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("got %d bytes (truncated %v), want %d (truncated %v)", got.Len(), truncated, len(want), tt.truncated)
+			}
+		})
+	}
+}

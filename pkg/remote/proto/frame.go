@@ -12,14 +12,15 @@ import (
 // Type is a frame type.
 type Type uint8
 
-// Frame types. Hello goes both ways first; Submit and Sync go VM → dom0;
-// Output and Result go dom0 → VM.
+// Frame types. Hello goes both ways first; Submit, Sync and Ack go VM →
+// dom0; Output and Result go dom0 → VM.
 const (
 	TypeHello  Type = 1
 	TypeSubmit Type = 2
 	TypeOutput Type = 3
 	TypeResult Type = 4
 	TypeSync   Type = 5
+	TypeAck    Type = 6
 )
 
 const headerSize = 5
@@ -37,6 +38,8 @@ func maxPayload(t Type) (int, bool) {
 		return 1 + MaxIDLen + 1 + 1 + 1 + 1 + 4 + 1 + MaxDetail, true
 	case TypeSync:
 		return 0, true
+	case TypeAck:
+		return 1 + MaxIDLen, true
 	}
 	return 0, false
 }
@@ -69,6 +72,15 @@ type Submit struct {
 // when the channel opened (the backlog); `--once` runs stop after it.
 type Sync struct{}
 
+// Ack tells dom0 that the VM has recorded the Result of ID (and so all of its
+// output): dom0 may forget them. Until then dom0 keeps both, because a
+// channel that breaks can take frames with it that were sent but never
+// handled; the VM hands the unfinished command in again on its next channel
+// and dom0 sends its output from the start and its result once more.
+type Ack struct {
+	ID ID
+}
+
 // Stream names an output stream.
 type Stream uint8
 
@@ -78,7 +90,10 @@ const (
 	Stderr Stream = 2
 )
 
-// Output is a piece of a running command's output.
+// Output is a piece of a running command's output. dom0 sends a command's
+// output only on a channel the command was submitted on, in order, and from
+// its first byte after every (re)submission; the VM keeps what it already
+// has (a prefix of it) and skips that much.
 type Output struct {
 	ID     ID
 	Stream Stream
@@ -151,7 +166,9 @@ const (
 	flagsAll = FlagStdoutTruncated | FlagStderrTruncated
 )
 
-// Result is the one and only answer to a Submit.
+// Result is the one and only answer to a command. dom0 sends it again, the
+// same, when the VM hands the command in again before it has acknowledged
+// it (Ack).
 type Result struct {
 	ID     ID
 	Status Status
@@ -169,8 +186,11 @@ func (Submit) Type() Type { return TypeSubmit }
 func (Output) Type() Type { return TypeOutput }
 func (Result) Type() Type { return TypeResult }
 func (Sync) Type() Type   { return TypeSync }
+func (Ack) Type() Type    { return TypeAck }
 
 func (Sync) appendPayload(b []byte) []byte { return b }
+
+func (m Ack) appendPayload(b []byte) []byte { return appendID(b, m.ID) }
 
 func (m Hello) appendPayload(b []byte) []byte {
 	b = append(b, helloMagic[:]...)
@@ -382,6 +402,13 @@ func decodePayload(t Type, p []byte) (Message, error) {
 			return nil, err
 		}
 		return Sync{}, nil
+	case TypeAck:
+		var m Ack
+		m.ID = c.id()
+		if err := c.end(); err != nil {
+			return nil, err
+		}
+		return m, nil
 	case TypeResult:
 		var m Result
 		m.ID = c.id()
@@ -464,13 +491,13 @@ type Side int
 
 // Sides.
 const (
-	Dom0Side Side = iota // receives Hello, Submit, Sync
+	Dom0Side Side = iota // receives Hello, Submit, Sync, Ack
 	VMSide               // receives Hello, Output, Result
 )
 
 // NewConn returns a Conn reading r and writing w.
 func NewConn(r io.Reader, w io.Writer, side Side) *Conn {
-	accept := func(t Type) bool { return t == TypeHello || t == TypeSubmit || t == TypeSync }
+	accept := func(t Type) bool { return t == TypeHello || t == TypeSubmit || t == TypeSync || t == TypeAck }
 	if side == VMSide {
 		accept = func(t Type) bool { return t == TypeHello || t == TypeOutput || t == TypeResult }
 	}

@@ -18,6 +18,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		Result{ID: "x", Status: Exited, Code: 1, Flags: FlagStderrTruncated},
 		Refusal("x", ReasonReplay, "seen"),
 		Sync{},
+		Ack{ID: "20260101-120000-1-ab"},
 	} {
 		b, err := Encode(m)
 		if err != nil {

@@ -16,8 +16,11 @@ import (
 )
 
 // Version is the protocol version, carried in Hello frames and bound into
-// every token. qvm-remote 1.x was version 1.
-const Version = 2
+// every token. qvm-remote 1.x was version 1. Version 3 added Ack and sends a
+// resubmitted command's output again from its start: a version 2 agent would
+// append that output twice, and a version 2 daemon cuts off a channel that
+// sends an Ack.
+const Version = 3
 
 // Hard limits of the protocol. Configuration may lower MaxBody, not raise it.
 const (

@@ -199,6 +199,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		Result{ID: "x1", Status: TimedOut, Code: 124},
 		Refusal("x1", ReasonDenied, "rule 3"),
 		Sync{},
+		Ack{ID: "x1"},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -245,6 +246,10 @@ func TestFrameRejects(t *testing.T) {
 		{"result unknown flag", frame(TypeResult, []byte{1, 'x', 1, 0, 8, 0, 0, 0, 0, 0, 0})},
 		{"result detail control", frame(TypeResult, []byte{1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 1, '\n'})},
 		{"sync with payload", frame(TypeSync, []byte{0})},
+		{"ack empty", frame(TypeAck, nil)},
+		{"ack bad id", frame(TypeAck, []byte{3, '.', '.', '/'})},
+		{"ack trailing", frame(TypeAck, []byte{1, 'x', 0})},
+		{"ack too long", frame(TypeAck, append([]byte{MaxIDLen + 1}, make([]byte, MaxIDLen+1)...))},
 		{"result trailing", frame(TypeResult, []byte{1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})},
 	}
 	for _, tt := range tests {
@@ -292,6 +297,18 @@ func TestConnDirections(t *testing.T) {
 	}
 	if _, err := dom0.Recv(); !errors.Is(err, ErrProtocol) {
 		t.Errorf("dom0 side accepted an Output: %v", err)
+	}
+	if err := vm.Send(Ack{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := dom0.Recv(); err != nil || m != (Ack{ID: "a"}) {
+		t.Errorf("dom0 side: %v %v, want the Ack", m, err)
+	}
+	if err := dom0.Send(Ack{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Recv(); !errors.Is(err, ErrProtocol) {
+		t.Errorf("VM side accepted an Ack: %v", err)
 	}
 	if err := dom0.Send(Output{ID: "a", Stream: Stdout}); err == nil {
 		t.Error("Send must refuse an empty output chunk")
