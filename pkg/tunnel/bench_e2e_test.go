@@ -146,6 +146,14 @@ func BenchmarkTunnel(b *testing.B) {
 	b.ReportMetric(overOurs, "get-tunnel-overhead-ms")
 	b.ReportMetric(overSocat, "get-socat-overhead-ms")
 	b.ReportMetric(overOurs/overSocat, "overhead-vs-socat-ratio")
+	// The machine's price of one hand-off between processes, measured in
+	// the same run: the tunnel's overhead is mostly such hand-offs (daemon,
+	// qrexec-client, handler, each way), so this says what the overhead
+	// would be on a machine whose wake-ups are cheaper (a VM's idle vCPU
+	// costs far more to wake than a bare-metal core).
+	hop := handoff(b)
+	b.ReportMetric(float64(hop)/float64(time.Microsecond), "process-handoff-us")
+	b.ReportMetric(float64(o.Median()-d.Median())/float64(hop), "get-tunnel-overhead-handoffs")
 
 	// Throughput: the same bytes echoed both ways, tunnel vs direct.
 	const size = 128 << 20
@@ -175,6 +183,42 @@ func BenchmarkTunnel(b *testing.B) {
 	b.ReportMetric(ov, "tunnel-vm-spawns-per-conn")
 	b.ReportMetric(sq, "socat-qrexec-client-per-conn")
 	b.ReportMetric(sv, "socat-vm-spawns-per-conn")
+}
+
+// handoff is half the median round trip of one byte through cat(1) over
+// pipes, with requests spaced as the GETs are: one process waking another.
+func handoff(b *testing.B) time.Duration {
+	b.Helper()
+	cmd := exec.Command("cat")
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer w.Close()
+	var s bench.Samples
+	one := make([]byte, 1)
+	for i := 0; i < 101; i++ {
+		rt := bench.Time(b, func() error {
+			if _, err := w.Write(one); err != nil {
+				return err
+			}
+			_, err := io.ReadFull(r, one)
+			return err
+		})
+		if i > 0 {
+			s = append(s, rt)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	return s.Median() / 2
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
