@@ -23,19 +23,24 @@ type end struct {
 	close    func()
 }
 
-func pipeSource(t *testing.T) end {
+// newPipe returns a pipe the test closes at its end.
+func newPipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+func pipeSource(t *testing.T) end {
+	r, w := newPipe(t)
 	return end{copySide: r, peer: rw{nil, w}, close: func() { r.Close(); w.Close() }}
 }
 
 func pipeSink(t *testing.T) end {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, w := newPipe(t)
 	return end{copySide: w, peer: rw{r, nil}, close: func() { r.Close(); w.Close() }}
 }
 
@@ -65,10 +70,7 @@ func socketEnd(t *testing.T) end {
 // blockingPipe is a pipe in blocking mode (a descriptor not in the poller):
 // Copy must fall back to an ordinary copy.
 func blockingSource(t *testing.T) end {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, w := newPipe(t)
 	r.Fd() // switches it to blocking mode
 	return end{copySide: r, peer: rw{nil, w}, close: func() { r.Close(); w.Close() }}
 }
@@ -184,11 +186,7 @@ func TestCopyClose(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := socketEnd(t)
 			defer src.close()
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
+			_, pw := newPipe(t) // the read end stays open: the pipe has a reader
 			done := make(chan error, 1)
 			go func() {
 				_, err := Copy(pw, src.copySide.(io.Reader), nil, nil)
@@ -201,7 +199,7 @@ func TestCopyClose(t *testing.T) {
 				pw.Close() // must not block on the waiting copy
 				src.peer.Write([]byte("late"))
 			}
-			err = <-done
+			err := <-done
 			if err == nil {
 				t.Fatal("Copy after close = nil (EOF), want an error")
 			}
@@ -214,14 +212,10 @@ func TestCopyClose(t *testing.T) {
 func TestCopyBrokenPipe(t *testing.T) {
 	src := socketEnd(t)
 	defer src.close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pw.Close()
+	pr, pw := newPipe(t)
 	pr.Close()
 	go src.peer.Write(make([]byte, 1<<16))
-	_, err = Copy(pw, src.copySide.(io.Reader), nil, nil)
+	_, err := Copy(pw, src.copySide.(io.Reader), nil, nil)
 	if !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("Copy to a pipe without reader = %v, want EPIPE", err)
 	}
@@ -243,12 +237,9 @@ func TestCopyEOFWhilePipeFull(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := socketEnd(t)
 			defer src.close()
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
+			pr, pw := newPipe(t)
 			sc, _ := pw.SyscallConn()
+			var err error
 			sc.Control(func(fd uintptr) { _, err = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 4096) })
 			if err != nil {
 				t.Fatal(err)
