@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 // sdMachine is a machine driven through the real qubes-sim binary, as the
@@ -117,16 +119,10 @@ func (s *sdMachine) hasTag(domain, tag string) bool {
 	return false
 }
 
-// waitFor polls cond, bounded: the simulator's processes run concurrently.
+// waitFor waits for cond, bounded (testwait.For).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, what, cond)
 }
 
 const sleeperUnit = `[Unit]

@@ -17,6 +17,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 func TestMain(m *testing.M) { simtest.Main(m) }
@@ -130,15 +131,10 @@ func (a *agent) serve(t testing.TB) {
 	})
 }
 
+// waitFor waits for cond, bounded (testwait.For).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 60*time.Second, what, cond)
 }
 
 // daemon is a qubes-claw-tunnel serve started in a domain.

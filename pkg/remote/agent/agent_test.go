@@ -16,6 +16,7 @@ import (
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/proto"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/queue"
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 // dom0 is the daemon's end of a channel to an agent under test.
@@ -222,14 +223,8 @@ func TestResubmittedOutputWrittenOnce(t *testing.T) {
 	}
 }
 
-// waitFor is a bounded wait for cond (the bound only ends a broken run).
+// waitFor waits for cond, bounded (testwait.For).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, what, cond)
 }

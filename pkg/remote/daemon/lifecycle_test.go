@@ -13,19 +13,13 @@ import (
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/keys"
 	"github.com/qubes-claw/qubes-claw/pkg/remote/proto"
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
-// waitFor is a bounded wait for cond (not a timing assertion: the bound is
-// far above any expected latency, and only a broken mechanism reaches it).
+// waitFor waits for cond, bounded (testwait.For).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, what, cond)
 }
 
 // A VM that starts while its loop sits in a long backoff is served as soon
