@@ -14,6 +14,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 // backend is a TCP server standing for the VM's service: it reads the
@@ -105,13 +107,28 @@ func (h *harness) request(t *testing.T, req string) (string, error) {
 // eventually polls cond for a bounded time.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	testwait.For(t, 20*time.Second, what, cond)
+}
+
+// echoServer listens on a free loopback port and echoes every connection
+// until the test ends (an echo never ends by itself).
+func echoServer(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(c, c)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func (h *harness) status() TunnelStatus { return h.d.Status().Tunnels[0] }
@@ -206,18 +223,7 @@ func TestVMDown(t *testing.T) {
 
 // TestHaltMidStream: the connection ends, the daemon keeps serving.
 func TestHaltMidStream(t *testing.T) {
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(c, c) // echo, never ends by itself
-		}
-	}()
+	port := echoServer(t)
 	h := start(t, testConfig(port), newFakeOpener(port))
 	c, err := net.Dial("tcp", h.addr())
 	if err != nil {
@@ -243,18 +249,7 @@ func TestHaltMidStream(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(c, c)
-		}
-	}()
+	port := echoServer(t)
 	cfg := testConfig(port)
 	cfg.MaxConnections = 1
 	h := start(t, cfg, newFakeOpener(port))
@@ -274,18 +269,7 @@ func TestMaxConnections(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(c, c)
-		}
-	}()
+	port := echoServer(t)
 	cfg := testConfig(port)
 	cfg.IdleTimeout = 100 * time.Millisecond
 	h := start(t, cfg, newFakeOpener(port))
