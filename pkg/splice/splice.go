@@ -36,8 +36,8 @@ func Copy(dst io.Writer, src io.Reader, buf []byte, progress func(n int64)) (int
 	return io.CopyBuffer(countingWriter{dst, progress}, onlyReader{src}, buf)
 }
 
-// Spliceable tells whether Copy(dst, src, ...) would splice.
-func Spliceable(dst io.Writer, src io.Reader) bool {
+// spliceable tells whether Copy(dst, src, ...) would splice.
+func spliceable(dst io.Writer, src io.Reader) bool {
 	_, _, ok := rawPair(src, dst)
 	return ok
 }

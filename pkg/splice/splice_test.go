@@ -118,8 +118,8 @@ func TestCopy(t *testing.T) {
 			defer src.close()
 			defer dst.close()
 			w, r := dst.copySide.(io.Writer), src.copySide.(io.Reader)
-			if got := Spliceable(w, r); got != tt.splices {
-				t.Fatalf("Spliceable = %v, want %v", got, tt.splices)
+			if got := spliceable(w, r); got != tt.splices {
+				t.Fatalf("spliceable = %v, want %v", got, tt.splices)
 			}
 			go func() {
 				// Small writes, so the copy waits on an empty source too.
