@@ -15,6 +15,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 func alive(pid int) bool {
@@ -116,6 +117,12 @@ func TestRuntimeDeadSupervisorIsHalted(t *testing.T) {
 	for i := 0; i < 2000 && alive(pid); i++ {
 		time.Sleep(time.Millisecond)
 	}
+	// A child the supervisor was forking when it died holds the alive lock
+	// (and every descriptor) until its exec or its death by Pdeathsig: let
+	// the domain's processes go first.
+	testwait.For(t, 20*time.Second, "the processes of sa to die with their supervisor", func() bool {
+		return len(domainProcs(m.Dir, "sa")) == 0
+	})
 	if m.Running("sa") {
 		t.Fatal("qvm-check --running says a domain with a dead supervisor runs")
 	}
