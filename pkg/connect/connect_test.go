@@ -8,9 +8,12 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
 )
@@ -139,6 +142,80 @@ func TestConnectionRefused(t *testing.T) {
 	if !errors.Is(c.err, ErrConnect) {
 		t.Fatalf("err %v, want ErrConnect", c.err)
 	}
+}
+
+// TestDialLoopback: the dialer's outcomes. A listener that never accepts,
+// with backlog 0, holds one connection; the kernel then drops further SYNs
+// and retries them for minutes, so only the timeout ends the wait.
+func TestDialLoopback(t *testing.T) {
+	closed, _ := net.Listen("tcp4", "127.0.0.1:0")
+	refusedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	open, _ := net.Listen("tcp4", "127.0.0.1:0")
+	defer open.Close()
+	full := fullListener(t)
+	for _, tt := range []struct {
+		name    string
+		port    int
+		wantErr string // "" = connected
+	}{
+		{"listening", open.Addr().(*net.TCPAddr).Port, ""},
+		{"nothing listening", refusedPort, "connection refused"},
+		{"backlog full", full, "i/o timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			c, err := dialLoopback(tt.port, 300*time.Millisecond)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %s with a 300ms timeout", took)
+			}
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if got := c.RemoteAddr().(*net.TCPAddr).Port; got != tt.port {
+					t.Errorf("connected to port %d", got)
+				}
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatalf("connected, want %q", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// fullListener returns the port of a listener whose accept queue is full.
+func fullListener(t *testing.T) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	port := sa.(*unix.SockaddrInet4).Port
+	// Fill the queue: connections that complete are held until cleanup.
+	for i := 0; i < 8; i++ {
+		c, err := dialLoopback(port, 100*time.Millisecond)
+		if err != nil {
+			return port
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatal("the accept queue never filled")
+	return 0
 }
 
 // TestLazyConnect: an unused channel (the caller closes without sending)
