@@ -104,16 +104,22 @@ func spawned(a *agent) (qrexec, vm int) {
 	return qrexec, vm
 }
 
-// BenchmarkTunnel measures, in one simulated machine and interleaved: a
-// fresh-connection HTTP GET directly to the VM's server (the machine shares
-// the host's loopback when not isolated), through qubes-claw-tunnel, and
-// through the socat chain; bulk echo throughput through the tunnel against
-// direct; and processes spawned per connection from the invocation log.
+// BenchmarkTunnel measures, in one simulated machine: a fresh-connection
+// HTTP GET directly to the VM's server (the machine shares the host's
+// loopback when not isolated), through qubes-claw-tunnel, through the socat
+// chain, and through the floor chain (floorChain); bulk echo throughput
+// through the tunnel against direct; and processes spawned per connection
+// from the invocation log.
+//
+// Every GET waits the same idle gap first and the order of the four
+// rotates each round, so that none is measured on CPUs another has just
+// woken: here a request right after another one is 15-20% faster.
 func BenchmarkTunnel(b *testing.B) {
 	a := newAgent(b, false)
 	tp, ep, sp := freePort(b), freePort(b), freePort(b)
 	a.startDaemon(b, sim.Dom0, "127.0.0.1:"+strconv.Itoa(tp), "127.0.0.1:"+strconv.Itoa(ep), "log:\n  level: warn\n")
 	socatChain(b, a, sp, a.httpPort)
+	floor := newFloorChain(b, a.httpPort)
 	direct, ours, socat := getFresh(a.httpPort), getFresh(tp), getFresh(sp)
 	waitFor(b, "the tunnel", func() bool { return ours() == nil })
 	waitFor(b, "the socat chain", func() bool {
@@ -125,16 +131,33 @@ func BenchmarkTunnel(b *testing.B) {
 	})
 
 	const n = 200
-	var d, o, s bench.Samples
-	for i := 0; i < n+1; i++ {
-		dd, oo, ss := bench.Time(b, direct), bench.Time(b, ours), bench.Time(b, socat)
-		if i > 0 { // the first round warms up
-			d, o, s = append(d, dd), append(o, oo), append(s, ss)
-		}
-		// Requests a few tens of milliseconds apart, as an agent's are: the
-		// pool refills in between, off the measured path.
-		time.Sleep(30 * time.Millisecond)
+	// The gap also lets the pools refill (two process starts, tens of
+	// milliseconds of CPU) off the measured path, as between an agent's
+	// requests.
+	const gap = 50 * time.Millisecond
+	type kind struct {
+		get     func() error
+		after   func() // untimed
+		samples bench.Samples
 	}
+	kinds := []*kind{{get: direct}, {get: ours}, {get: socat}}
+	if floor != nil {
+		kinds = append(kinds, &kind{get: floor.get, after: floor.refill})
+	}
+	for i := 0; i < n+1; i++ {
+		for j := range kinds {
+			k := kinds[(i+j)%len(kinds)]
+			time.Sleep(gap)
+			d := bench.Time(b, k.get)
+			if k.after != nil {
+				k.after()
+			}
+			if i > 0 { // the first round warms up
+				k.samples = append(k.samples, d)
+			}
+		}
+	}
+	d, o, s := kinds[0].samples, kinds[1].samples, kinds[2].samples
 	b.Logf("direct %s; tunnel %s; socat chain %s", bench.Summary(d), bench.Summary(o), bench.Summary(s))
 	bench.ReportLatency(b, "get-direct", d)
 	bench.ReportLatency(b, "get-tunnel", o)
@@ -146,11 +169,16 @@ func BenchmarkTunnel(b *testing.B) {
 	b.ReportMetric(overOurs, "get-tunnel-overhead-ms")
 	b.ReportMetric(overSocat, "get-socat-overhead-ms")
 	b.ReportMetric(overOurs/overSocat, "overhead-vs-socat-ratio")
+	if floor != nil {
+		f := kinds[3].samples
+		overFloor := ms(f.Median() - d.Median())
+		b.Logf("floor chain %s", bench.Summary(f))
+		bench.ReportLatency(b, "get-floor", f)
+		b.ReportMetric(overFloor, "get-floor-overhead-ms")
+		b.ReportMetric(overOurs/overFloor, "overhead-vs-floor-ratio")
+	}
 	// The machine's price of one hand-off between processes, measured in
-	// the same run: the tunnel's overhead is mostly such hand-offs (daemon,
-	// qrexec-client, handler, each way), so this says what the overhead
-	// would be on a machine whose wake-ups are cheaper (a VM's idle vCPU
-	// costs far more to wake than a bare-metal core).
+	// the same run: a tunnel adds at least six (three relays, each way).
 	hop := handoff(b)
 	b.ReportMetric(float64(hop)/float64(time.Microsecond), "process-handoff-us")
 	b.ReportMetric(float64(o.Median()-d.Median())/float64(hop), "get-tunnel-overhead-handoffs")
@@ -222,3 +250,107 @@ func handoff(b *testing.B) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// floorChain is the tunnel's topology with nothing but relaying: three
+// single-threaded C relays (testdata/floorrelay.c) standing for the daemon,
+// the qrexec client and the handler, a fresh set per connection started
+// ahead of use, the last connecting to the server at the first byte. Its
+// overhead over direct is what this machine charges for the hops
+// themselves; the tunnel's overhead above it is the tunnel's own.
+type floorChain struct {
+	relay   string
+	srvPort int
+	next    *floorConn
+}
+
+// floorConn is one started set of relays, listening on port.
+type floorConn struct {
+	port  int
+	procs []*exec.Cmd
+}
+
+// newFloorChain builds the relay with the C compiler, or returns nil (the
+// line is then left out) when there is none.
+func newFloorChain(b *testing.B, srvPort int) *floorChain {
+	b.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		b.Log("no C compiler: the floor chain is left out")
+		return nil
+	}
+	relay := filepath.Join(b.TempDir(), "floorrelay")
+	if out, err := exec.Command(cc, "-O2", "-o", relay, "testdata/floorrelay.c").CombinedOutput(); err != nil {
+		b.Fatalf("cc floorrelay.c: %v\n%s", err, out)
+	}
+	f := &floorChain{relay: relay, srvPort: srvPort}
+	f.next = f.start(b)
+	b.Cleanup(func() { f.next.stop() })
+	err = f.get()
+	f.refill()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// get does one GET through the started set of relays.
+func (f *floorChain) get() error { return getFresh(f.next.port)() }
+
+// refill waits for the used set's relays to exit and starts the next set.
+func (f *floorChain) refill() {
+	for _, p := range f.next.procs {
+		p.Wait()
+	}
+	f.next = f.start(nil)
+}
+
+func (f *floorChain) start(b *testing.B) *floorConn {
+	fail := func(err error) *floorConn {
+		if b != nil {
+			b.Fatal(err)
+		}
+		panic(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	lf, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		return fail(err)
+	}
+	var p [8]*os.File // 0→1: listen→pipe, 2→3: pipe→listen, 4→5: pipe→connect, 6→7: connect→pipe
+	for i := 0; i < len(p); i += 2 {
+		if p[i+1], p[i], err = os.Pipe(); err != nil {
+			return fail(err)
+		}
+	}
+	listen := exec.Command(f.relay, "listen")
+	listen.ExtraFiles = []*os.File{lf, p[0], p[3]}
+	pipe := exec.Command(f.relay, "pipe")
+	pipe.Stdin, pipe.Stdout = p[1], p[2]
+	pipe.ExtraFiles = []*os.File{p[4], p[7]}
+	conn := exec.Command(f.relay, "connect", strconv.Itoa(f.srvPort))
+	conn.Stdin, conn.Stdout = p[5], p[6]
+	c := &floorConn{port: port}
+	for _, cmd := range []*exec.Cmd{listen, pipe, conn} {
+		if err := cmd.Start(); err != nil {
+			return fail(err)
+		}
+		c.procs = append(c.procs, cmd)
+	}
+	lf.Close()
+	for _, x := range p {
+		x.Close()
+	}
+	return c
+}
+
+func (c *floorConn) stop() {
+	for _, p := range c.procs {
+		p.Process.Kill()
+		p.Wait()
+	}
+}
