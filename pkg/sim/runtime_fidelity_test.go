@@ -18,6 +18,7 @@ import (
 
 	"github.com/qubes-claw/qubes-claw/pkg/sim"
 	"github.com/qubes-claw/qubes-claw/pkg/sim/simtest"
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 // dialUnixPath connects to the unix socket at p, whatever its length (deep
@@ -326,6 +327,9 @@ func TestShutdownKillsStrays(t *testing.T) {
 		for i := 0; alive(sup) && i < 2000; i++ {
 			time.Sleep(5 * time.Millisecond)
 		}
+		// A child the supervisor was forking holds the alive lock until its
+		// exec or its death by Pdeathsig (TestRuntimeDeadSupervisorIsHalted).
+		testwait.For(t, 20*time.Second, "vm to count as halted", func() bool { return !m.Running("vm") })
 	}
 
 	stray := startStray()
