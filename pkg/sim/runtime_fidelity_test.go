@@ -327,8 +327,8 @@ func TestShutdownKillsStrays(t *testing.T) {
 		for i := 0; alive(sup) && i < 2000; i++ {
 			time.Sleep(5 * time.Millisecond)
 		}
-		// A child the supervisor was forking holds the alive lock until its
-		// exec or its death by Pdeathsig (TestRuntimeDeadSupervisorIsHalted).
+		// Its alive lock goes a moment after it shows as a zombie: see
+		// TestRuntimeDeadSupervisorIsHalted.
 		testwait.For(t, 20*time.Second, "vm to count as halted", func() bool { return !m.Running("vm") })
 	}
 

@@ -117,9 +117,10 @@ func TestRuntimeDeadSupervisorIsHalted(t *testing.T) {
 	for i := 0; i < 2000 && alive(pid); i++ {
 		time.Sleep(time.Millisecond)
 	}
-	// A child the supervisor was forking when it died holds the alive lock
-	// (and every descriptor) until its exec or its death by Pdeathsig: let
-	// the domain's processes go first.
+	// The lock outlives the zombie state alive() sees: the leader thread
+	// turns zombie while the other threads may still hold the descriptor
+	// table, and a child being forked holds a copy until its exec or its
+	// death by Pdeathsig. Let the domain's processes go first.
 	testwait.For(t, 20*time.Second, "the processes of sa to die with their supervisor", func() bool {
 		return len(domainProcs(m.Dir, "sa")) == 0
 	})
