@@ -179,7 +179,7 @@ func BenchmarkTunnel(b *testing.B) {
 	}
 	// The machine's price of one hand-off between processes, measured in
 	// the same run: a tunnel adds at least six (three relays, each way).
-	hop := handoff(b)
+	hop := handoff(b, gap)
 	b.ReportMetric(float64(hop)/float64(time.Microsecond), "process-handoff-us")
 	b.ReportMetric(float64(o.Median()-d.Median())/float64(hop), "get-tunnel-overhead-handoffs")
 
@@ -215,7 +215,7 @@ func BenchmarkTunnel(b *testing.B) {
 
 // handoff is half the median round trip of one byte through cat(1) over
 // pipes, with requests spaced as the GETs are: one process waking another.
-func handoff(b *testing.B) time.Duration {
+func handoff(b *testing.B, gap time.Duration) time.Duration {
 	b.Helper()
 	cmd := exec.Command("cat")
 	w, err := cmd.StdinPipe()
@@ -244,7 +244,7 @@ func handoff(b *testing.B) time.Duration {
 		if i > 0 {
 			s = append(s, rt)
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(gap)
 	}
 	return s.Median() / 2
 }
