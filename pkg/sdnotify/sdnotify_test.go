@@ -132,7 +132,10 @@ func TestKeepalive(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	c.SetReadDeadline(time.Now())
+	// Drain the pings sent before the probe failed: they are queued by now.
+	// A short deadline, not a past one, with which Read would fail at once
+	// without reading.
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	for {
 		if _, err := c.Read(buf); err != nil {
 			break
