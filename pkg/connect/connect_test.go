@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qubes-claw/qubes-claw/pkg/logging"
+	"github.com/qubes-claw/qubes-claw/pkg/testwait"
 )
 
 func TestParsePort(t *testing.T) {
@@ -343,4 +345,27 @@ func TestBlockingStdio(t *testing.T) {
 			t.Fatalf("never connected: %v", c.err)
 		}
 	})
+}
+
+// TestRehearseLeavesNothing: the rehearsal before the first byte leaves no
+// descriptor or goroutine behind.
+func TestRehearseLeavesNothing(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	rehearse() // the runtime's own first-use descriptors (epoll) come now
+	f0, g0 := fds(), runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		rehearse()
+	}
+	testwait.For(t, 10*time.Second, "the rehearsals' goroutines to end", func() bool {
+		return runtime.NumGoroutine() <= g0
+	})
+	if f := fds(); f != f0 {
+		t.Errorf("descriptors: %d before, %d after 20 rehearsals", f0, f)
+	}
 }
