@@ -156,18 +156,22 @@ func TestDialLoopback(t *testing.T) {
 	open, _ := net.Listen("tcp4", "127.0.0.1:0")
 	defer open.Close()
 	full := fullListener(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
 	for _, tt := range []struct {
 		name    string
+		ctx     context.Context
 		port    int
 		wantErr string // "" = connected
 	}{
-		{"listening", open.Addr().(*net.TCPAddr).Port, ""},
-		{"nothing listening", refusedPort, "connection refused"},
-		{"backlog full", full, "i/o timeout"},
+		{"listening", context.Background(), open.Addr().(*net.TCPAddr).Port, ""},
+		{"nothing listening", context.Background(), refusedPort, "connection refused"},
+		{"backlog full", context.Background(), full, "i/o timeout"},
+		{"backlog full, cancelled", cancelled, full, "context canceled"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			c, err := dialLoopback(tt.port, 300*time.Millisecond)
+			c, err := dialLoopback(tt.ctx, tt.port, 300*time.Millisecond)
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("took %s with a 300ms timeout", took)
 			}
@@ -210,7 +214,7 @@ func fullListener(t *testing.T) int {
 	port := sa.(*unix.SockaddrInet4).Port
 	// Fill the queue: connections that complete are held until cleanup.
 	for i := 0; i < 8; i++ {
-		c, err := dialLoopback(port, 100*time.Millisecond)
+		c, err := dialLoopback(context.Background(), port, 100*time.Millisecond)
 		if err != nil {
 			return port
 		}
