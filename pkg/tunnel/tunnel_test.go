@@ -21,6 +21,16 @@ import (
 // backend is a TCP server standing for the VM's service: it reads the
 // request until the client's half-close, then answers "got N: " + request.
 func backend(t *testing.T) int {
+	return serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		req, _ := io.ReadAll(c)
+		c.Write([]byte("got " + strconv.Itoa(len(req)) + ": " + string(req)))
+	})
+}
+
+// serveTCP listens on a free loopback port until the test ends and runs
+// handle for each connection in its own goroutine.
+func serveTCP(t *testing.T, handle func(net.Conn)) int {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -33,11 +43,7 @@ func backend(t *testing.T) int {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				req, _ := io.ReadAll(c)
-				c.Write([]byte("got " + strconv.Itoa(len(req)) + ": " + string(req)))
-			}()
+			go handle(c)
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).Port
@@ -113,22 +119,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // echoServer listens on a free loopback port and echoes every connection
 // until the test ends (an echo never ends by itself).
 func echoServer(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(c, c)
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return serveTCP(t, func(c net.Conn) { io.Copy(c, c) })
 }
 
 func (h *harness) status() TunnelStatus { return h.d.Status().Tunnels[0] }
