@@ -89,7 +89,10 @@ func Handle(ctx context.Context, cfg Config, arg string, in io.Reader, out io.Wr
 	}
 	growPipe(in)
 	growPipe(out)
-	rehearse()
+	if !waiting(in) {
+		// A channel opened ahead of use: rehearse while nobody waits.
+		rehearse()
+	}
 
 	// Wait for the first byte: a pre-opened channel costs the server nothing
 	// until it is used.
@@ -428,6 +431,26 @@ func awaitConnect(ctx context.Context, fd int, timeout time.Duration) error {
 		}
 		return nil
 	}
+}
+
+// waiting tells whether r already holds bytes to read (a channel opened
+// for a connection that is waiting, rather than ahead of use).
+func waiting(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ready := false
+	_ = sc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(p, 0)
+		ready = err == nil && n > 0
+	})
+	return ready
 }
 
 // rehearse runs, while no caller waits, the copy a connection will run: a

@@ -373,3 +373,23 @@ func TestRehearseLeavesNothing(t *testing.T) {
 		t.Errorf("descriptors: %d before, %d after 20 rehearsals", f0, f)
 	}
 }
+
+// TestWaiting: a pipe with bytes in it is waiting, an empty one is not.
+func TestWaiting(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if waiting(r) {
+		t.Error("empty pipe: waiting")
+	}
+	w.Write([]byte("x"))
+	if !waiting(r) {
+		t.Error("pipe with a byte: not waiting")
+	}
+	if waiting(bytes.NewReader([]byte("x"))) {
+		t.Error("a reader without a descriptor: waiting")
+	}
+}
