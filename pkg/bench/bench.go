@@ -43,14 +43,39 @@ func Time(tb testing.TB, fn func() error) time.Duration {
 }
 
 // Compare runs ours and base alternately n times each (after one unmeasured
-// warm-up of each) and returns both sample sets.
+// warm-up of each) and returns both sample sets. Which goes first swaps
+// every round: a run straight after another finds the CPUs awake and the
+// other's after-work (a pool refilling, a process exiting) still going.
 func Compare(tb testing.TB, n int, ours, base func() error) (o, b Samples) {
+	tb.Helper()
+	return CompareSpaced(tb, n, 0, ours, base)
+}
+
+// CompareSpaced is Compare with a pause of gap before every run, for what
+// leaves work behind that must not land on the next measurement.
+func CompareSpaced(tb testing.TB, n int, gap time.Duration, ours, base func() error) (o, b Samples) {
 	tb.Helper()
 	Time(tb, ours)
 	Time(tb, base)
+	timed := func(fn func() error) func() time.Duration {
+		return func() time.Duration {
+			time.Sleep(gap)
+			return Time(tb, fn)
+		}
+	}
+	return alternate(n, timed(ours), timed(base))
+}
+
+// alternate takes n samples of each, swapping which goes first every round.
+func alternate(n int, ours, base func() time.Duration) (o, b Samples) {
 	for i := 0; i < n; i++ {
-		o = append(o, Time(tb, ours))
-		b = append(b, Time(tb, base))
+		if i%2 == 0 {
+			o = append(o, ours())
+			b = append(b, base())
+		} else {
+			b = append(b, base())
+			o = append(o, ours())
+		}
 	}
 	return o, b
 }

@@ -39,7 +39,22 @@ func TestCompareInterleaves(t *testing.T) {
 	if len(o) != 3 || len(b) != 3 {
 		t.Fatalf("samples %d %d", len(o), len(b))
 	}
-	if got := strings.Join(order, ""); got != "obobobob" {
-		t.Errorf("order %q, want warm-up then alternation", got)
+	if got := strings.Join(order, ""); got != "obobboob" {
+		t.Errorf("order %q, want warm-up, then each round the other goes first", got)
+	}
+}
+
+func TestAlternateAttributes(t *testing.T) {
+	var order []string
+	o, b := alternate(4,
+		func() time.Duration { order = append(order, "o"); return 1 },
+		func() time.Duration { order = append(order, "b"); return 2 })
+	if got := strings.Join(order, ""); got != "obboobbo" {
+		t.Errorf("order %q", got)
+	}
+	for i := range o {
+		if o[i] != 1 || b[i] != 2 {
+			t.Fatalf("samples mixed up: ours %v, base %v", o, b)
+		}
 	}
 }
