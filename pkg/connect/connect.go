@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -309,12 +310,8 @@ func pollable(f *os.File) *os.File {
 // is closed, or the reader would not see EOF. An eventfd wakes the poll.
 func watchHangup(x any, gone func()) (stop func()) {
 	nop := func() {}
-	f, ok := x.(*os.File)
+	sc, ok := rawFile(x)
 	if !ok {
-		return nop
-	}
-	sc, err := f.SyscallConn()
-	if err != nil {
 		return nop
 	}
 	dup := -1
@@ -356,21 +353,28 @@ func watchHangup(x any, gone func()) (stop func()) {
 // growPipe enlarges a pipe; through SyscallConn, because Fd would switch
 // the file to blocking mode.
 func growPipe(x any) {
-	f, ok := x.(*os.File)
-	if !ok {
-		return
-	}
-	if sc, err := f.SyscallConn(); err == nil {
+	if sc, ok := rawFile(x); ok {
 		_ = sc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 	}
 }
 
+// rawFile returns x's descriptor access if x is an *os.File (the handler's
+// stdin and stdout; tests pass plain readers and writers).
+func rawFile(x any) (syscall.RawConn, bool) {
+	f, ok := x.(*os.File)
+	if !ok {
+		return nil, false
+	}
+	sc, err := f.SyscallConn()
+	return sc, err == nil
+}
+
 // dialLoopback connects to 127.0.0.1:port with plain system calls on this
-// thread, poll(2) bounding the handshake by timeout and ctx. net.Dialer would park the
-// goroutine in the runtime's poller and start an interrupter goroutine for
-// the deadline: thread hand-offs on the request's path that cost more than
-// the loopback handshake (same-run A/B of the GET: median tunnel overhead
-// 2.17 ms against 2.44 ms with net.Dialer).
+// thread, poll(2) bounding the handshake by timeout and ctx. net.Dialer
+// would park the goroutine in the runtime's poller and start an
+// interrupter goroutine for the deadline: thread hand-offs on the request's
+// path that cost more than the loopback handshake (same-run A/B of the GET:
+// median tunnel overhead 2.17 ms against 2.44 ms with net.Dialer).
 func dialLoopback(ctx context.Context, port int, timeout time.Duration) (*net.TCPConn, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -436,12 +440,8 @@ func awaitConnect(ctx context.Context, fd int, timeout time.Duration) error {
 // waiting tells whether r already holds bytes to read (a channel opened
 // for a connection that is waiting, rather than ahead of use).
 func waiting(r io.Reader) bool {
-	f, ok := r.(*os.File)
+	sc, ok := rawFile(r)
 	if !ok {
-		return false
-	}
-	sc, err := f.SyscallConn()
-	if err != nil {
 		return false
 	}
 	ready := false

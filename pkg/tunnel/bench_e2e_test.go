@@ -260,6 +260,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // overhead over direct is what this machine charges for the hops
 // themselves; the tunnel's overhead above it is the tunnel's own.
 type floorChain struct {
+	b       *testing.B
 	relay   string
 	srvPort int
 	next    *floorConn
@@ -284,8 +285,8 @@ func newFloorChain(b *testing.B, srvPort int) *floorChain {
 	if out, err := exec.Command(cc, "-O2", "-o", relay, "testdata/floorrelay.c").CombinedOutput(); err != nil {
 		b.Fatalf("cc floorrelay.c: %v\n%s", err, out)
 	}
-	f := &floorChain{relay: relay, srvPort: srvPort}
-	f.next = f.start(b)
+	f := &floorChain{b: b, relay: relay, srvPort: srvPort}
+	f.next = f.start()
 	b.Cleanup(func() { f.next.stop() })
 	err = f.get()
 	f.refill()
@@ -303,15 +304,13 @@ func (f *floorChain) refill() {
 	for _, p := range f.next.procs {
 		p.Wait()
 	}
-	f.next = f.start(nil)
+	f.next = f.start()
 }
 
-func (f *floorChain) start(b *testing.B) *floorConn {
+func (f *floorChain) start() *floorConn {
 	fail := func(err error) *floorConn {
-		if b != nil {
-			b.Fatal(err)
-		}
-		panic(err)
+		f.b.Fatal(err)
+		return nil
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
